@@ -1,0 +1,184 @@
+"""One async client layer on the `openai` package, shared by every model role.
+
+Transport retries (5xx, timeouts, connection errors, with exponential backoff) are the `openai`
+client's own; this layer adds what it lacks: least-loaded dispatch over a role's endpoints, a cap on
+requests in flight per endpoint, structured outputs validated against the reply model, and a couple
+of re-asks when a reply is cut off or invalid. A failure is returned as a value, never raised, so a
+bad item cannot poison its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import openai
+from pydantic import ValidationError
+
+from annotators.prompts import Prompt
+from schemas.config import Endpoint, RoleConfig, stable_hash
+from schemas.replies import Reply
+from schemas.row import ModelCall
+
+R = TypeVar("R", bound=Reply)
+
+
+@dataclass
+class Answer(Generic[R]):
+    """What a role got back for one request: a validated reply, or an error and the raw text."""
+
+    value: R | None
+    call: ModelCall
+    error: str | None = None
+    raw: str | None = None
+    # A server or network failure: worth asking again on the next run, so never checkpointed.
+    transient: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+@dataclass
+class _Slot:
+    endpoint: Endpoint
+    client: openai.AsyncOpenAI
+    limit: asyncio.Semaphore
+    in_flight: int = 0
+
+    @property
+    def load(self) -> float:
+        return self.in_flight / self.endpoint.max_in_flight
+
+
+def parse_reply(text: str | None, reply_model: type[R]) -> R:
+    """Validate a structured-output reply.
+
+    `strict=False` admits raw control characters inside JSON strings: models (random ones always,
+    real ones sometimes) emit literal newlines and tabs there, and the content is still what we asked.
+    """
+    if not text:
+        raise ValueError("empty reply")
+    return reply_model.model_validate(json.loads(text, strict=False))
+
+
+@dataclass
+class RoleClient:
+    """Asks one role's model(s). Create it inside the event loop that will use it."""
+
+    role: str
+    config: RoleConfig
+    prompt: Prompt
+    config_hash: str
+    _slots: list[_Slot] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = [
+            _Slot(
+                endpoint=ep,
+                client=openai.AsyncOpenAI(
+                    base_url=ep.base_url,
+                    # vLLM ignores the key unless started with --api-key; the openai client needs one.
+                    api_key=os.environ.get(ep.api_key_env, "") if ep.api_key_env else "EMPTY",
+                    max_retries=self.config.max_retries,
+                    timeout=ep.timeout_s,
+                ),
+                limit=asyncio.Semaphore(ep.max_in_flight),
+            )
+            for ep in self.config.endpoints
+        ]
+
+    def _pick(self) -> _Slot:
+        return min(self._slots, key=lambda s: s.load)
+
+    async def ask(self, messages: list[dict], reply_model: type[R]) -> Answer[R]:
+        sampling = self.config.sampling
+        max_tokens = sampling.max_tokens
+        history = list(messages)
+        error, raw, slot, finish, usage = "no attempt made", None, self._slots[0], None, None
+        attempts, transient = 0, False
+        for attempt in range(1 + self.config.max_reasks):
+            attempts = attempt + 1
+            slot = self._pick()
+            slot.in_flight += 1
+            try:
+                async with slot.limit:
+                    response = await slot.client.chat.completions.create(
+                        model=slot.endpoint.model,
+                        messages=history,
+                        response_format=reply_model.response_format(),
+                        temperature=sampling.temperature,
+                        top_p=sampling.top_p,
+                        max_tokens=max_tokens,
+                        # A fresh seed per re-ask: the same seed would repeat the same bad reply.
+                        seed=None if sampling.seed is None else sampling.seed + attempt,
+                    )
+            except openai.APIStatusError as exc:  # 4xx, or 5xx after the client's own retries
+                error, raw = f"server answered {exc.status_code}: {_short(exc.message)}", None
+                transient = exc.status_code >= 500
+                if not transient:
+                    break  # the request itself is wrong: asking again cannot help
+                continue
+            except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+                error, raw, transient = f"{type(exc).__name__}: {_short(str(exc))}", None, True
+                continue
+            finally:
+                slot.in_flight -= 1
+            transient = False
+            choice = response.choices[0]
+            raw, finish, usage = choice.message.content, choice.finish_reason, response.usage
+            if finish == "length":
+                error = f"reply cut off at max_tokens={max_tokens}"
+                max_tokens *= 2  # give the re-ask room to finish
+                continue
+            try:
+                value = parse_reply(raw, reply_model)
+            except (ValueError, ValidationError) as exc:
+                error = f"invalid reply: {_short(str(exc))}"
+                history = [*messages, {"role": "assistant", "content": raw or ""}, {"role": "user", "content": _REASK.format(error=error)}]
+                continue
+            return Answer(value, self._call(slot, finish, attempts, usage))
+        return Answer(None, self._call(slot, finish, attempts, usage), error=error, raw=raw, transient=transient)
+
+    def _call(self, slot: _Slot, finish: str | None, attempts: int, usage) -> ModelCall:
+        return ModelCall(
+            stage=self.role,
+            prompt_id=self.prompt.id,
+            prompt_version=self.prompt.version,
+            model=slot.endpoint.model,
+            server=slot.endpoint.base_url,
+            sampling=json.dumps(self.config.sampling.model_dump(), sort_keys=True),
+            config_hash=self.config_hash,
+            finish_reason=finish,
+            attempts=attempts,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+        )
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(s.client.close() for s in self._slots))
+
+
+_REASK = "That reply was not usable ({error}). Answer again with only the JSON object the schema asks for."
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def role_config_hash(role: str, config: RoleConfig, prompt: Prompt, reply_model: type[Reply], extra: object = None) -> str:
+    """Everything that determines a role's answers; endpoints' URLs are left out (replicas agree)."""
+    return stable_hash(
+        {
+            "role": role,
+            "models": sorted({ep.model for ep in config.endpoints}),
+            "prompt": [prompt.id, prompt.version, prompt.sha],
+            "sampling": config.sampling.model_dump(),
+            "media": config.media.value,
+            "schema": reply_model.model_json_schema(),
+            "extra": extra,
+        }
+    )

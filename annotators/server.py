@@ -1,0 +1,104 @@
+"""Start and stop vLLM's OpenAI-compatible server as a child process.
+
+vLLM runs in its own Python environment (`vllm_python`): its pins (torch, fastapi) conflict with
+Prefect's, and a separate process is how it is deployed anyway (one container per model role).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from schemas.config import LocalServer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_vllm_python() -> str:
+    """$EMER_VLLM_PYTHON, else the project's .venv-vllm, else this interpreter."""
+    if env := os.environ.get("EMER_VLLM_PYTHON"):
+        return env
+    venv = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def build_tiny_model(kind: str, out_dir: Path, python: str) -> Path:
+    """Build a tiny random model with the vLLM environment's torch/transformers (the engine has neither)."""
+    code = f"from pathlib import Path; from annotators.tiny_models import build_{kind}_model as b; b(Path({str(out_dir)!r}))"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"building tiny {kind} model failed:\n{done.stderr[-3000:]}")
+    return out_dir
+
+
+class VLLMServer:
+    def __init__(self, spec: LocalServer, state_dir: Path, python: str | None = None) -> None:
+        self.spec, self.python = spec, python or default_vllm_python()
+        self.state_dir = state_dir
+        self.log_path = state_dir / "servers" / f"{spec.name}.log"
+        self.base_url = f"http://127.0.0.1:{spec.port}/v1"
+        self._proc: subprocess.Popen | None = None
+
+    def model_path(self) -> str:
+        if self.spec.model.startswith("tiny:"):
+            kind = self.spec.model.removeprefix("tiny:")
+            return str(build_tiny_model(kind, self.state_dir / "models" / f"tiny-{kind}", self.python))
+        return self.spec.model
+
+    def command(self, model: str) -> list[str]:
+        cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1", "--port", str(self.spec.port)]
+        if self.spec.served_model_name:
+            cmd += ["--served-model-name", self.spec.served_model_name]
+        return cmd + list(self.spec.extra_args)
+
+    def start(self) -> "VLLMServer":
+        if self.healthy():
+            raise RuntimeError(f"port {self.spec.port} already serves something; refusing to start {self.spec.name} over it")
+        cmd = self.command(self.model_path())
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        env = {**os.environ, **self.spec.env}
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + self.spec.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"vLLM server {self.spec.name} exited with {self._proc.returncode}; log tail:\n{self.log_tail()}")
+            if self.healthy():
+                return self
+            time.sleep(1.0)
+        self.stop()
+        raise TimeoutError(f"vLLM server {self.spec.name} not healthy after {self.spec.startup_timeout_s} s; log tail:\n{self.log_tail()}")
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.spec.port}/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> "VLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,111 @@
+"""The build-coarse flow: corpus -> manifest -> clues, description, translation, labels -> dataset.
+
+Tasks run over batches of clips (a Prefect server struggles with one task run per clip per stage);
+inside a batch, clips run concurrently on the model gateway. Every stage's answer is checkpointed per
+clip, so a re-run skips finished work and a killed run resumes with nothing lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.checkpoint import Checkpoint
+from flows.engine import Engine, config_fingerprint, lineup
+from flows.progress import Progress
+from flows.stages import export as out
+from flows.stages.ingest import discover, missing_clip_records, probe_clip
+from schemas.config import EngineConfig, MediaConfig, stable_hash
+from schemas.manifest import ClipRecord, Subtitles
+
+
+def batched(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@task(name="probe-batch", cache_policy=NO_CACHE, retries=1)
+def probe_batch(paths: list[Path], subtitles: dict[str, Subtitles], audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint) -> list[ClipRecord]:
+    records = []
+    for path in paths:
+        audio = audio_dir / f"{path.stem}.wav" if audio_dir and (audio_dir / f"{path.stem}.wav").is_file() else None
+        stat = path.stat()
+        subs = subtitles.get(path.stem, Subtitles())
+        # Probing hashes and decodes audio: skip it for files unchanged since the last run.
+        key = stable_hash([str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(audio), media.audio_max_seconds, media.silence_threshold_db])
+        cached = checkpoint.get("probe", key, key)
+        if cached is None:
+            record = probe_clip(path, subs, audio, media.audio_max_seconds, media.silence_threshold_db)
+            checkpoint.put("probe", key, key, record.model_dump(mode="json"), ok=True)
+        else:
+            record = ClipRecord.model_validate(cached).model_copy(update={"subtitles": subs})
+        records.append(record)
+    return records
+
+
+@task(name="annotate-batch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def annotate_batch(index: int, records: list[ClipRecord], engine: Engine, parts_dir: Path) -> dict[str, int]:
+    rows = engine.annotate(records)
+    out.write_batch_parts(rows, parts_dir, index)
+    return {"rows": len(rows), "complete": sum(r.complete for r in rows)}
+
+
+@task(name="export", cache_policy=NO_CACHE)
+def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str) -> dict:
+    parts = {split: sorted(parts_dir.glob(f"{split}-batch-*.parquet")) for split in out.SPLITS}
+    data_dir = out_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shards = {split: out.write_shards(files, data_dir, split, config.shard_rows) for split, files in parts.items()}
+    summary = out.summarise(parts)
+    hf_dir = out_dir / "hf"
+    if hf_dir.exists():
+        shutil.rmtree(hf_dir)
+    out.build_dataset_dict(shards, state_dir / "hf-cache").save_to_disk(str(hf_dir))
+    (out_dir / "README.md").write_text(out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config)), encoding="utf-8")
+    return summary
+
+
+@flow(name="build-coarse", persist_result=False)
+def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> dict:
+    """Build the coarse dataset for `corpus` into `out_dir`."""
+    logger = get_run_logger()
+    started = time.monotonic()
+    config = EngineConfig.from_file(Path(config_path) if config_path else None)
+    out_path = Path(out_dir).resolve()
+    state_dir = (config.state_dir or out_path / ".state").resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    found = discover(Path(corpus))
+    logger.info("corpus %s: %d clip files, %d subtitle rows", corpus, len(found.clips), len(found.subtitles))
+    checkpoint = Checkpoint(state_dir / "checkpoint.sqlite")
+    try:
+        with ThreadPoolTaskRunner(max_workers=config.task_workers) as runner:
+            futures = [
+                runner.submit(probe_batch, {"paths": b, "subtitles": found.subtitles, "audio_dir": found.audio_dir, "media": config.media, "checkpoint": checkpoint})
+                for b in batched(found.clips, config.batch_size)
+            ]
+            records = [r for f in futures for r in f.result()] + missing_clip_records(found)
+        records.sort(key=lambda r: r.name)
+        parts_dir = state_dir / "parts"
+        shutil.rmtree(parts_dir, ignore_errors=True)  # batches are re-cut each run; rows come from the checkpoint
+        progress = Progress(len(records))
+        with Engine(config, state_dir, checkpoint) as engine, ThreadPoolTaskRunner(max_workers=config.task_workers) as runner:
+            futures = [
+                runner.submit(annotate_batch, {"index": i, "records": batch, "engine": engine, "parts_dir": parts_dir})
+                for i, batch in enumerate(batched(records, config.batch_size))
+            ]
+            for future in futures:
+                progress.advance(future.result()["rows"])
+            model_calls = engine.model_calls
+        out.write_manifest(records, out_path / "manifest.parquet")
+        summary = export(parts_dir, out_path, state_dir, config, str(corpus))
+    finally:
+        checkpoint.close()
+    summary |= {"model_calls": model_calls, "seconds": round(time.monotonic() - started, 2), "clips": len(records)}
+    (out_path / "build.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    logger.info("built %s: %s", out_path, summary["splits"])
+    return summary

@@ -1,0 +1,48 @@
+"""Command line: `emer-coarse build CORPUS --out DIR [--config FILE]` runs the build-coarse flow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+from flows import progress as run_progress
+
+app = typer.Typer(help="Build coarse, explainable emotion datasets from human-centric video.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def build(
+    corpus: Path = typer.Argument(..., exists=True, file_okay=False, help="Corpus folder: MER layout (video/, subtitle CSV) or plain clips"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for manifest, Parquet shards, DatasetDict and card"),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="TOML or YAML engine config"),
+) -> None:
+    """Run the build-coarse flow (Prefect; local mode unless PREFECT_API_URL points at a server)."""
+    from flows.build_coarse import build_coarse  # Prefect import is slow: keep --help fast
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+        task_id = bar.add_task("annotating clips", total=None)
+        listener = lambda done, total: bar.update(task_id, completed=done, total=total)  # noqa: E731
+        run_progress.add_listener(listener)
+        try:
+            summary = build_coarse(corpus=str(corpus), out_dir=str(out), config_path=str(config) if config else None)
+        finally:
+            run_progress.remove_listener(listener)
+    console.print_json(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command("make-sample")
+def make_sample(out: Path = typer.Argument(Path("data/sample"), help="Where to write the sample corpus")) -> None:
+    """Regenerate the bundled sample corpus (ffmpeg + espeak-ng)."""
+    from data.synth_clips import make_sample_corpus
+
+    make_sample_corpus(out)
+    console.print(f"sample corpus written to {out}")
+
+
+if __name__ == "__main__":
+    app()

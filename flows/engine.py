@@ -1,0 +1,97 @@
+"""Assemble a run from configuration: local servers, the gateway, role clients, stages, checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import ExitStack
+from pathlib import Path
+
+from annotators.client import RoleClient, role_config_hash
+from annotators.prompts import load_prompt
+from annotators.server import VLLMServer
+from flows.checkpoint import Checkpoint
+from flows.gateway import Gateway
+from flows.isolation import IsolatedPool
+from flows.pipeline import ClipPipeline
+from flows.stages.clues import AudioClueStage, VisualClueStage
+from flows.stages.disambiguation import DisambiguationStage
+from flows.stages.labels import LabelsStage
+from flows.stages.media_prep import MediaPrep
+from flows.stages.translation import TranslationStage
+from schemas.config import EngineConfig, stable_hash
+from schemas.manifest import ClipRecord
+from schemas.replies import ClueReply, DescriptionReply, LabelsReply, Reply, TranslationReply
+from schemas.row import CoarseRow
+
+REPLY_MODELS: dict[str, type[Reply]] = {
+    "audio_clue": ClueReply,
+    "visual_clue": ClueReply,
+    "disambiguation": DescriptionReply,
+    "translation": TranslationReply,
+    "labels": LabelsReply,
+}
+
+
+def lineup(config: EngineConfig) -> dict[str, dict]:
+    """Role -> models, prompt id and version: what the dataset card and provenance report."""
+    out = {}
+    for role, cfg in config.roles.items():
+        prompt = load_prompt(cfg.prompt)
+        out[role] = {"models": [ep.model for ep in cfg.endpoints], "prompt": f"{prompt.id}@{prompt.version}", "media": cfg.media.value}
+    return out
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, state_dir: Path, checkpoint: Checkpoint) -> None:
+        self.config, self.state_dir, self.checkpoint = config, state_dir, checkpoint
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "Engine":
+        try:
+            for spec in self.config.servers:
+                self._stack.enter_context(VLLMServer(spec, self.state_dir))
+            self.gateway = Gateway()
+            self._stack.callback(self.gateway.close)
+            self.pool = IsolatedPool(self.config.decode_workers)
+            self._stack.callback(self.pool.close)
+            media = MediaPrep(self.state_dir / "media", self.config.media, self.pool)
+            clients = {role: self._client(role, media.config_hash) for role in self.config.roles}
+            self._stack.callback(lambda: self.gateway.run(asyncio.gather(*(c.aclose() for c in clients.values()))))
+            self.pipeline = ClipPipeline(
+                checkpoint=self.checkpoint,
+                media=media,
+                audio_clue=AudioClueStage(clients["audio_clue"]),
+                visual_clue=VisualClueStage(clients["visual_clue"]),
+                subtitle_translation=TranslationStage(clients["translation"], "subtitle_translation", "zh_to_en"),
+                disambiguation=DisambiguationStage(clients["disambiguation"]),
+                translation=TranslationStage(clients["translation"], "translation", "en_to_zh"),
+                labels=LabelsStage(clients["labels"]),
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def _client(self, role: str, media_hash: str) -> RoleClient:
+        cfg = self.config.roles[role]
+        prompt = load_prompt(cfg.prompt)
+        # Media sampling changes what the clue models see, so it is part of their config hash.
+        extra = media_hash if role in ("audio_clue", "visual_clue") else None
+        return RoleClient(role, cfg, prompt, role_config_hash(role, cfg, prompt, REPLY_MODELS[role], extra))
+
+    def annotate(self, records: list[ClipRecord]) -> list[CoarseRow]:
+        async def batch() -> list[CoarseRow]:
+            return list(await asyncio.gather(*(self.pipeline.run(r) for r in records)))
+
+        return self.gateway.run(batch())
+
+    @property
+    def model_calls(self) -> int:
+        return self.pipeline.model_calls
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def config_fingerprint(config: EngineConfig) -> str:
+    return stable_hash(lineup(config))

@@ -1,0 +1,1 @@
+"""Processing stages, one per module: typed input, typed output, no orchestration inside."""

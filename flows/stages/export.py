@@ -1,0 +1,148 @@
+"""Output: Parquet shards with deterministic names, a `datasets` DatasetDict, and a dataset card."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Dataset, DatasetDict
+
+from schemas.arrow import arrow_schema, features, to_table
+from schemas.manifest import ClipRecord
+from schemas.row import CoarseRow
+
+SPLITS = ("train", "failed")  # train: every stage answered; failed: bad clips and failed stages, with reasons
+
+
+def split_of(row: CoarseRow) -> str:
+    return "train" if row.complete else "failed"
+
+
+def write_manifest(records: Iterable[ClipRecord], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_table(sorted(records, key=lambda r: r.name), ClipRecord), path)
+
+
+def write_batch_parts(rows: list[CoarseRow], parts_dir: Path, batch: int) -> None:
+    """Each batch's rows, per split; rewritten whole on a re-run, so nothing is ever duplicated."""
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        part = parts_dir / f"{split}-batch-{batch:06d}.parquet"
+        chosen = [r for r in rows if split_of(r) == split]
+        tmp = part.with_suffix(".tmp")
+        pq.write_table(to_table(chosen, CoarseRow), tmp)
+        tmp.replace(part)
+
+
+def write_shards(parts: list[Path], data_dir: Path, split: str, shard_rows: int) -> list[Path]:
+    """Stream parts into shards of `shard_rows` (never the whole split in memory)."""
+    total = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+    n_shards = max(1, -(-total // shard_rows))
+    for stale in data_dir.glob(f"{split}-*.parquet"):
+        stale.unlink()
+    schema = arrow_schema(CoarseRow)
+    paths = [data_dir / f"{split}-{i:05d}-of-{n_shards:05d}.parquet" for i in range(n_shards)]
+    shard, writer, in_shard = 0, pq.ParquetWriter(paths[0], schema), 0
+    for part in parts:
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=1024):
+            while batch.num_rows:
+                take = batch.slice(0, shard_rows - in_shard)
+                writer.write_batch(take)
+                in_shard += take.num_rows
+                batch = batch.slice(take.num_rows)
+                if in_shard == shard_rows and shard + 1 < n_shards:
+                    writer.close()
+                    shard, in_shard = shard + 1, 0
+                    writer = pq.ParquetWriter(paths[shard], schema)
+    writer.close()
+    return paths
+
+
+def build_dataset_dict(shards: dict[str, list[Path]], cache_dir: Path) -> DatasetDict:
+    feats = features(CoarseRow)
+    return DatasetDict(
+        {split: Dataset.from_parquet([str(p) for p in files], features=feats, cache_dir=str(cache_dir)) for split, files in shards.items()}
+    )
+
+
+def summarise(parts: dict[str, list[Path]]) -> dict:
+    """Counts for the card, read back from the parts so they describe exactly what was written."""
+    counts: dict[str, int] = {}
+    status: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
+    for split, files in parts.items():
+        counts[split] = 0
+        for part in files:
+            table = pq.read_table(part, columns=["clip_status", "errors", "labels"])
+            counts[split] += table.num_rows
+            status.update(table.column("clip_status").to_pylist())
+            for errs in table.column("errors").to_pylist():
+                errors.update({e["stage"] for e in errs})
+            for ls in table.column("labels").to_pylist():
+                labels.update(ls)
+    return {"splits": counts, "clip_status": dict(status), "rows_with_errors_by_stage": dict(errors), "top_labels": labels.most_common(20)}
+
+
+def dataset_card(summary: dict, lineup: dict, corpus: str, config_fingerprint: str) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = "\n".join(
+        ["---", "configs:", "- config_name: default", "  data_files:"]
+        + [f"  - split: {split}\n    path: data/{split}-*.parquet" for split in summary["splits"]]
+        + ["license: other", "license_name: mer-eula", "task_categories:", "- video-classification", "---"]
+    )
+    rows = "\n".join(f"| {split} | {n} |" for split, n in summary["splits"].items())
+    roles = "\n".join(f"| {role} | {', '.join(v['models'])} | {v['prompt']} | {v['media']} |" for role, v in lineup.items())
+    status = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["clip_status"].items()))
+    errors = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["rows_with_errors_by_stage"].items())) or "| (none) | 0 |"
+    top = ", ".join(f"{w} ({n})" for w, n in summary["top_labels"]) or "(none)"
+    return f"""{header}
+
+# Coarse emotion descriptions (EMER-Coarse style)
+
+Built {now} from `{corpus}` by the build-coarse pipeline (config fingerprint `{config_fingerprint}`).
+Each row carries audio and visual emotion clues, an emotion-reasoning description in English and
+Chinese, open-vocabulary emotion labels and per-stage provenance (prompt version, model, sampling, server).
+
+## Splits
+
+| split | rows |
+|---|---|
+{rows}
+
+`train` holds clips every stage answered for; `failed` holds every other clip with the reasons in `errors`.
+
+## Model line-up
+
+| role | models | prompt | media |
+|---|---|---|---|
+{roles}
+
+## Clips by status
+
+| status | clips |
+|---|---|
+{status}
+
+## Rows with errors, by stage
+
+| stage | rows |
+|---|---|
+{errors}
+
+Most frequent labels: {top}
+
+## Licence
+
+Clips from the MER corpora are under the MER EULA (academic use only, no redistribution); data derived
+from them inherits those terms.
+
+```json
+{json.dumps(summary, ensure_ascii=False, indent=1)}
+```
+"""

@@ -1,0 +1,128 @@
+"""Engine configuration: the model line-up, media sampling and orchestration knobs.
+
+A model is configuration, not code: every role names its endpoints, prompt and sampling here.
+Values come from a TOML/YAML file (`--config`), then `EMER_*` environment variables
+(nested with `__`, e.g. `EMER_BATCH_SIZE=32`), then these defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MediaTransport(StrEnum):
+    """How a role's media reach the server, as OpenAI chat content parts."""
+
+    none = "none"  # text only
+    input_audio = "input_audio"  # base64 wav in an `input_audio` part
+    audio_url = "audio_url"  # `audio_url` part; data: URL (or file:// with media_root)
+    video_url = "video_url"  # `video_url` part; data: URL (or file:// with media_root)
+    frames = "frames"  # sampled frames as `image_url` parts
+
+
+class Endpoint(BaseModel):
+    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(description="Model name as the server knows it (--served-model-name)")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key")
+    max_in_flight: int = Field(32, ge=1, description="Concurrent requests this client sends to the endpoint")
+    timeout_s: float = Field(300.0, gt=0)
+
+
+class Sampling(BaseModel):
+    # Greedy with a fixed seed so labels are reproducible across re-runs.
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = 0
+
+
+class RoleConfig(BaseModel):
+    endpoints: list[Endpoint] = Field(min_length=1)
+    prompt: str = Field(description="Prompt id: annotators/prompts/<id>.toml")
+    sampling: Sampling = Field(default_factory=Sampling)
+    media: MediaTransport = MediaTransport.none
+    media_root: str | None = Field(
+        None, description="Send media as file:// URLs under this path (the server's --allowed-local-media-path) instead of inline data"
+    )
+    max_retries: int = Field(4, ge=0, description="Transport retries with backoff on 5xx, timeouts and connection errors")
+    max_reasks: int = Field(2, ge=0, description="Re-asks when a reply is cut off or does not validate")
+
+
+class MediaConfig(BaseModel):
+    # The method's video model read 1 frame/s, at most 100 frames; its audio model at most 30 s.
+    frames_per_second: float = Field(1.0, gt=0)
+    max_frames: int = Field(100, ge=1)
+    frame_max_side: int = Field(448, ge=16, description="Frames are scaled so the longer side is at most this")
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    audio_sample_rate: int = 16000
+    audio_max_seconds: float = Field(30.0, gt=0)
+    silence_threshold_db: float = Field(-60.0, description="Audio whose peak is below this is treated as silent")
+
+
+class LocalServer(BaseModel):
+    """A vLLM OpenAI server the engine starts itself (the embedded default, and tests)."""
+
+    name: str
+    model: str = Field(description="Model directory, or `tiny:text` / `tiny:audio` for locally built random models")
+    port: int
+    served_model_name: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    startup_timeout_s: float = 600.0
+
+
+Role = Literal["audio_clue", "visual_clue", "disambiguation", "translation", "labels"]
+ROLES: tuple[Role, ...] = ("audio_clue", "visual_clue", "disambiguation", "translation", "labels")
+
+
+def _local(port: int, model: str, prompt: str, media: MediaTransport = MediaTransport.none, **kw: Any) -> RoleConfig:
+    return RoleConfig(endpoints=[Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=model)], prompt=prompt, media=media, **kw)
+
+
+def default_roles() -> dict[str, RoleConfig]:
+    """The GPU line-up: vLLM-native models, one server per modality (see docker-compose.yml)."""
+    text = "Qwen/Qwen2.5-7B-Instruct"
+    return {
+        "audio_clue": _local(8001, "Qwen/Qwen2-Audio-7B-Instruct", "audio_clue", MediaTransport.input_audio),
+        "visual_clue": _local(8002, "Qwen/Qwen2.5-VL-7B-Instruct", "visual_clue", MediaTransport.frames),
+        "disambiguation": _local(8003, text, "disambiguation"),
+        "translation": _local(8003, text, "translation"),
+        "labels": _local(8003, text, "labels"),
+    }
+
+
+class EngineConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMER_", env_nested_delimiter="__", extra="forbid")
+
+    roles: dict[Role, RoleConfig] = Field(default_factory=default_roles)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    description_language: Literal["en", "zh"] = Field("en", description="Language the description is written in; the other is translated")
+    batch_size: int = Field(64, ge=1, description="Clips per Prefect task run")
+    task_workers: int = Field(4, ge=1, description="ThreadPoolTaskRunner size: batches in flight at once")
+    decode_workers: int = Field(2, ge=1, description="Processes decoding media in isolation")
+    shard_rows: int = Field(10_000, ge=1, description="Rows per Parquet shard")
+    state_dir: Path | None = Field(None, description="Media cache and stage results; default: <out>/.state")
+    servers: list[LocalServer] = Field(default_factory=list, description="vLLM servers to start for the run")
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> "EngineConfig":
+        if path is None:
+            return cls()
+        text = Path(path).read_text(encoding="utf-8")
+        data = tomllib.loads(text) if str(path).endswith(".toml") else yaml.safe_load(text)
+        return cls(**(data or {}))
+
+
+def stable_hash(obj: Any) -> str:
+    """Short content hash of a JSON-able object, stable across runs and machines."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

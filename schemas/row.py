@@ -1,0 +1,54 @@
+"""One row of the coarse dataset, and the provenance each stage leaves on it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from schemas.replies import ClueReply
+
+
+class ModelCall(BaseModel):
+    """Provenance of one stage's answer: what asked whom, with which settings."""
+
+    stage: str
+    prompt_id: str
+    prompt_version: str
+    model: str
+    server: str = Field(description="Base URL of the endpoint that answered")
+    sampling: str = Field(description="Sampling parameters as canonical JSON")
+    config_hash: str = Field(description="Hash of everything that determines the stage's answer")
+    finish_reason: str | None = None
+    attempts: int = 1
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class StageError(BaseModel):
+    stage: str
+    message: str
+    raw: str | None = Field(None, description="The model's raw text when it could not be parsed")
+
+
+class ClueSet(BaseModel):
+    """A clue asked twice, as the method does: without and with the subtitle."""
+
+    without_subtitle: ClueReply | None = None
+    with_subtitle: ClueReply | None = None
+
+
+class CoarseRow(BaseModel):
+    name: str
+    sha256: str | None = None
+    duration: float | None = None
+    clip_status: str
+    subtitle_chinese: str | None = None
+    subtitle_english: str | None = None
+    audio_clue: ClueSet | None = None
+    visual_clue: ClueSet | None = None
+    subtitle_analysis: str | None = None
+    description_en: str | None = None
+    description_zh: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    complete: bool = Field(False, description="Every stage answered for this clip")
+    errors: list[StageError] = Field(default_factory=list)
+    provenance: list[ModelCall] = Field(default_factory=list)

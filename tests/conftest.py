@@ -1,0 +1,84 @@
+"""Shared fixtures: generated corpora (ffmpeg, espeak-ng) and real vLLM servers with tiny random models.
+
+The servers are started once per test session: each takes about a minute to start on the CPU.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from annotators.server import VLLMServer, default_vllm_python  # noqa: E402
+from data import synth_clips as synth  # noqa: E402
+from schemas.config import LocalServer  # noqa: E402
+
+# What the observations in shared/SERVING-ON-CPU.md needed: float32, small KV cache, short context.
+CPU_ARGS = ["--dtype", "float32", "--max-model-len", "2048", "--max-num-seqs", "32", "--seed", "0"]
+CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory) -> dict[str, VLLMServer]:
+    """A tiny text model and a tiny audio model, each behind vLLM's OpenAI server."""
+    python = default_vllm_python()
+    state = tmp_path_factory.mktemp("vllm")
+    specs = {
+        "text": LocalServer(name="text", model="tiny:text", port=free_port(), served_model_name="tiny-text", extra_args=CPU_ARGS, env=CPU_ENV),
+        "audio": LocalServer(
+            name="audio", model="tiny:audio", port=free_port(), served_model_name="tiny-audio",
+            extra_args=[*CPU_ARGS, "--limit-mm-per-prompt", '{"audio":1}'], env=CPU_ENV,
+        ),
+    }
+    started = {k: VLLMServer(spec, state, python) for k, spec in specs.items()}
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda s: s.start(), started.values()))
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def good_clip(tmp_path_factory) -> Path:
+    return synth.talking_clip(tmp_path_factory.mktemp("clips") / "sample_00000001.mp4", "I am so happy, I finally passed the exam!")
+
+
+@pytest.fixture(scope="session")
+def mer_corpus(tmp_path_factory, good_clip) -> Path:
+    """A MER2025-style corpus: good clips, every bad kind, and a subtitle row without a clip."""
+    root = tmp_path_factory.mktemp("corpus")
+    video = root / "video"
+    video.mkdir()
+    synth.talking_clip(video / "sample_00000001.mp4", "I am so happy, I finally passed the exam!")
+    synth.talking_clip(video / "sample_00000002.mp4", "Why do you always treat me like this?", size="640x360")
+    synth.talking_clip(video / "samplenew_00004251.mp4", "What is this? I never expected it.")
+    synth.silent_clip(video / "sample_00000010.mp4")
+    synth.silent_clip(video / "sample_00000011.mp4", audio=False)
+    synth.empty_file(video / "sample_00000012.mp4")
+    synth.not_a_video(video / "sample_00000013.mp4")
+    synth.truncated_copy(good_clip, video / "sample_00000014.mp4")
+    synth.corrupted_copy(good_clip, video / "sample_00000015.mp4")
+    synth.write_subtitles(
+        root / "subtitle_chieng.csv",
+        [
+            ("sample_00000001", "我终于通过考试了，太开心了！", "I am so happy, I finally passed the exam!"),
+            ("sample_00000002", "你为什么总是这样对我？", ""),  # English missing: translated zh -> en
+            ("samplenew_00004251", "", "What is this? I never expected it."),
+            ("sample_00000010", "", ""),
+            ("sample_00000099", "这个视频丢失了。", "This clip is missing."),
+        ],
+    )
+    return root
