@@ -132,7 +132,7 @@ class RoleClient:
             raw, finish, usage = choice.message.content, choice.finish_reason, response.usage
             if finish == "length":
                 error = f"reply cut off at max_tokens={max_tokens}"
-                max_tokens *= 2  # give the re-ask room to finish
+                max_tokens = 2 * sampling.max_tokens  # room to finish, bounded by the context window
                 continue
             try:
                 value = parse_reply(raw, reply_model)

@@ -22,6 +22,8 @@ def _url(path: Path, media_root: str | None) -> str:
 
 
 def audio_parts(config: RoleConfig, wav: Path) -> list[dict]:
+    if config.media is MediaTransport.none:
+        return []  # a text-only line-up (no audio model reachable): the prompt goes without media
     if config.media is MediaTransport.input_audio:
         data = base64.b64encode(wav.read_bytes()).decode("ascii")
         return [{"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}]
@@ -31,6 +33,8 @@ def audio_parts(config: RoleConfig, wav: Path) -> list[dict]:
 
 
 def visual_parts(config: RoleConfig, frames: list[Path], video: Path) -> list[dict]:
+    if config.media is MediaTransport.none:
+        return []  # a text-only line-up (e.g. CPU, where no vision model can be served)
     if config.media is MediaTransport.frames:
         return [{"type": "image_url", "image_url": {"url": _url(f, config.media_root)}} for f in frames]
     if config.media is MediaTransport.video_url:
@@ -40,5 +44,7 @@ def visual_parts(config: RoleConfig, frames: list[Path], video: Path) -> list[di
 
 def with_media(messages: list[dict], parts: list[dict]) -> list[dict]:
     """Put media parts before the text of the last user message (how the served models were trained)."""
+    if not parts:
+        return messages
     *head, last = messages
     return [*head, {"role": last["role"], "content": [*parts, {"type": "text", "text": last["content"]}]}]

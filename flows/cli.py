@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
 from flows import progress as run_progress
+from flows.prefect_defaults import apply_prefect_defaults
 
 app = typer.Typer(help="Build coarse, explainable emotion datasets from human-centric video.", no_args_is_help=True)
 console = Console()
@@ -22,6 +23,7 @@ def build(
     config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="TOML or YAML engine config"),
 ) -> None:
     """Run the build-coarse flow (Prefect; local mode unless PREFECT_API_URL points at a server)."""
+    apply_prefect_defaults()
     from flows.build_coarse import build_coarse  # Prefect import is slow: keep --help fast
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -48,15 +49,23 @@ class Engine:
 
     def __enter__(self) -> "Engine":
         try:
-            for spec in self.config.servers:
-                self._stack.enter_context(VLLMServer(spec, self.state_dir))
+            servers = [VLLMServer(spec, self.state_dir) for spec in self.config.servers]
+            for server in servers:
+                self._stack.callback(server.stop)
+            # Started side by side: each spends most of a minute compiling and warming up.
+            with ThreadPoolExecutor(max(1, len(servers))) as starter:
+                list(starter.map(VLLMServer.start, servers))
             self.gateway = Gateway()
             self._stack.callback(self.gateway.close)
             self.pool = IsolatedPool(self.config.decode_workers)
             self._stack.callback(self.pool.close)
             media = MediaPrep(self.state_dir / "media", self.config.media, self.pool)
             clients = {role: self._client(role, media.config_hash) for role in self.config.roles}
-            self._stack.callback(lambda: self.gateway.run(asyncio.gather(*(c.aclose() for c in clients.values()))))
+
+            async def close_clients() -> None:
+                await asyncio.gather(*(c.aclose() for c in clients.values()))
+
+            self._stack.callback(lambda: self.gateway.run(close_clients()))
             self.pipeline = ClipPipeline(
                 checkpoint=self.checkpoint,
                 media=media,

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Bounds go into the JSON schema, so constrained decoding itself guarantees a reply that ends: a
+# model that rambles is cut by the grammar, not by max_tokens. EMER-Fine English descriptions
+# average ~220 words (~1,300 characters); the bounds leave ample room.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+Word = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 
 
 class Reply(BaseModel):
@@ -21,22 +29,22 @@ class Reply(BaseModel):
 class ClueReply(Reply):
     """Audio or visual clue: what the signal shows and what it suggests about the person."""
 
-    clues: str = Field(description="The emotion-related clues observed in the signal")
-    emotional_states: list[str] = Field(description="The person's likely emotional states")
+    clues: Text = Field(description="The emotion-related clues observed in the signal")
+    emotional_states: list[Word] = Field(max_length=12, description="The person's likely emotional states")
 
 
 class DescriptionReply(Reply):
     """Disambiguation: the subtitle read in the light of both clues, merged into one description."""
 
-    subtitle_analysis: str = Field(description="Which words of the subtitle reveal the emotional state, and why")
-    description: str = Field(description="Emotion-reasoning description: in the video ...; in the audio ...; in the text ...")
+    subtitle_analysis: Text = Field(description="Which words of the subtitle reveal the emotional state, and why")
+    description: Text = Field(description="Emotion-reasoning description: in the video ...; in the audio ...; in the text ...")
 
 
 class TranslationReply(Reply):
-    translation: str
+    translation: Text
 
 
 class LabelsReply(Reply):
     """Open-vocabulary labels: the clearly identifiable emotional states of the main character."""
 
-    labels: list[str] = Field(description="Lower-case emotion words; empty when none is clear")
+    labels: list[Word] = Field(max_length=12, description="Lower-case emotion words; empty when none is clear")

@@ -21,7 +21,11 @@ from data import synth_clips as synth  # noqa: E402
 from schemas.config import LocalServer  # noqa: E402
 
 # What the observations in shared/SERVING-ON-CPU.md needed: float32, small KV cache, short context.
-CPU_ARGS = ["--dtype", "float32", "--max-model-len", "2048", "--max-num-seqs", "32", "--seed", "0"]
+# No whitespace outside JSON strings: random weights otherwise fill max_tokens with it.
+CPU_ARGS = [
+    "--dtype", "float32", "--max-model-len", "4096", "--max-num-seqs", "32", "--seed", "0", "--generation-config", "vllm",
+    "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}',
+]
 CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
 
 
@@ -82,3 +86,30 @@ def mer_corpus(tmp_path_factory, good_clip) -> Path:
         ],
     )
     return root
+
+
+def served_requests(server: VLLMServer) -> int:
+    """Requests the server has finished, from its Prometheus metrics: the ground truth for counting."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{server.spec.port}/metrics", timeout=10).text
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success_total")))
+
+
+def write_flow_config(path: Path, servers: dict[str, VLLMServer], **top) -> Path:
+    """An engine config that uses the session's servers (already running: no [[servers]] to start)."""
+    text_url, audio_url = servers["text"].base_url, servers["audio"].base_url
+    lines = [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in {"batch_size": 4, "task_workers": 2, **top}.items()]
+    lines += ["[media]", "max_frames = 4", "frame_max_side = 160"]
+    roles = {
+        "audio_clue": (audio_url, "tiny-audio", "input_audio"),
+        "visual_clue": (text_url, "tiny-text", "none"),
+        "disambiguation": (text_url, "tiny-text", "none"),
+        "translation": (text_url, "tiny-text", "none"),
+        "labels": (text_url, "tiny-text", "none"),
+    }
+    for role, (url, model, media) in roles.items():
+        lines += [f"[roles.{role}]", f'prompt = "{role}"', f'media = "{media}"', "sampling = { max_tokens = 1024 }",
+                  f'endpoints = [{{ base_url = "{url}", model = "{model}", max_in_flight = 16 }}]']
+    path.write_text("\n".join(lines) + "\n")
+    return path

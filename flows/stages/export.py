@@ -65,9 +65,13 @@ def write_shards(parts: list[Path], data_dir: Path, split: str, shard_rows: int)
 
 def build_dataset_dict(shards: dict[str, list[Path]], cache_dir: Path) -> DatasetDict:
     feats = features(CoarseRow)
-    return DatasetDict(
-        {split: Dataset.from_parquet([str(p) for p in files], features=feats, cache_dir=str(cache_dir)) for split, files in shards.items()}
-    )
+
+    def split(files: list[Path]) -> Dataset:
+        if not any(pq.ParquetFile(p).metadata.num_rows for p in files):
+            return Dataset.from_dict({name: [] for name in feats}, features=feats)  # from_parquet refuses an empty split
+        return Dataset.from_parquet([str(p) for p in files], features=feats, cache_dir=str(cache_dir))
+
+    return DatasetDict({name: split(files) for name, files in shards.items()})
 
 
 def summarise(parts: dict[str, list[Path]]) -> dict:

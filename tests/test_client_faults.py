@@ -1,0 +1,145 @@
+"""The client layer under server faults: retries, cut-off replies, invalid output, bad requests.
+
+A scripted loopback HTTP server injects the faults a real server shows under load; the real vLLM
+server is exercised in test_client_vllm.py and the flow tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from annotators.client import RoleClient
+from annotators.prompts import load_prompt
+from schemas.config import Endpoint, RoleConfig
+from schemas.replies import LabelsReply
+
+
+def completion(content: str, finish: str = "stop") -> tuple[int, dict]:
+    return 200, {
+        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+
+
+class ScriptedServer:
+    """Answers each request with the next scripted (status, body); records the requests."""
+
+    def __init__(self, script: list[tuple[int, dict]]):
+        self.script, self.requests = list(script), []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.requests.append(body)
+                status, payload = owner.script.pop(0) if owner.script else (500, {"error": "script exhausted"})
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(script):
+        servers.append(ScriptedServer(script))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def ask(url: str, **role) -> tuple:
+    config = RoleConfig(endpoints=[Endpoint(base_url=url, model="m")], prompt="labels", **role)
+    prompt = load_prompt("labels")
+
+    async def go():
+        client = RoleClient("labels", config, prompt, "hash")
+        try:
+            return await client.ask(prompt.messages("default", description="d"), LabelsReply)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_server_errors_are_retried_with_backoff(scripted):
+    server = scripted([(503, {"error": "busy"}), (500, {"error": "oops"}), completion('{"labels": ["happy"]}')])
+    answer = ask(server.url, max_retries=3)
+    assert answer.ok and answer.value.labels == ["happy"] and len(server.requests) == 3
+
+
+def test_structured_output_is_requested_with_the_reply_schema(scripted):
+    server = scripted([completion('{"labels": []}')])
+    answer = ask(server.url)
+    sent = server.requests[0]
+    assert sent["response_format"] == LabelsReply.response_format()
+    assert "guided_json" not in sent and sent["temperature"] == 0.0 and sent["seed"] == 0
+    assert answer.ok and answer.value.labels == []  # an empty list is a valid answer
+    assert answer.call.prompt_id == "labels" and answer.call.prompt_version == "1.0.0" and answer.call.server == server.url
+
+
+def test_cut_off_reply_is_re_asked_with_more_room(scripted):
+    server = scripted([completion('{"labels": ["ha', "length"), completion('{"labels": ["happy"]}')])
+    answer = ask(server.url, max_reasks=2)
+    assert answer.ok and answer.call.attempts == 2
+    assert server.requests[1]["max_tokens"] == 2 * server.requests[0]["max_tokens"]
+
+
+def test_invalid_output_is_re_asked_then_kept_raw_with_an_error(scripted):
+    server = scripted([completion("not json"), completion('{"label": 1}'), completion("{")])
+    answer = ask(server.url, max_reasks=2)
+    assert not answer.ok and not answer.transient
+    assert answer.raw == "{" and "invalid reply" in answer.error and len(server.requests) == 3
+    # the re-ask shows the model its bad reply and says what was wrong
+    assert server.requests[1]["messages"][-2] == {"role": "assistant", "content": "not json"}
+    assert server.requests[1]["seed"] != server.requests[0]["seed"]
+
+
+def test_bad_request_is_not_retried(scripted):
+    server = scripted([(400, {"error": {"message": "image input not supported"}})])
+    answer = ask(server.url, max_retries=3, max_reasks=2)
+    assert not answer.ok and "400" in answer.error and len(server.requests) == 1 and not answer.transient
+
+
+def test_server_down_is_transient_error_not_exception():
+    answer = ask("http://127.0.0.1:9/v1", max_retries=1, max_reasks=0)
+    assert not answer.ok and answer.transient and "Connection" in answer.error
+
+
+def test_least_loaded_dispatch_spreads_over_endpoints(scripted):
+    a = scripted([completion('{"labels": []}')] * 20)
+    b = scripted([completion('{"labels": []}')] * 20)
+    config = RoleConfig(endpoints=[Endpoint(base_url=a.url, model="m", max_in_flight=4), Endpoint(base_url=b.url, model="m", max_in_flight=4)], prompt="labels")
+    prompt = load_prompt("labels")
+
+    async def go():
+        client = RoleClient("labels", config, prompt, "h")
+        answers = await asyncio.gather(*(client.ask(prompt.messages("default", description="d"), LabelsReply) for _ in range(16)))
+        await client.aclose()
+        return answers
+
+    answers = asyncio.run(go())
+    assert all(x.ok for x in answers)
+    assert len(a.requests) + len(b.requests) == 16 and min(len(a.requests), len(b.requests)) >= 4
