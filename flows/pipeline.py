@@ -15,10 +15,11 @@ from flows.stages.base import ModelStage
 from flows.stages.clues import AudioClueStage, VisualClueStage, clue_text
 from flows.stages.disambiguation import DisambiguationStage
 from flows.stages.labels import LabelsStage
-from flows.stages.media_prep import MediaPrep
+from flows.stages.media_prep import MediaPrep, decode_error_message
 from flows.stages.translation import TranslationStage
 from schemas.config import stable_hash
 from schemas.manifest import ClipRecord, ClipStatus
+from schemas.media import PreparedMedia
 from schemas.row import ClueSet, CoarseRow, StageError
 from schemas.stage import StageOutcome
 
@@ -56,6 +57,19 @@ class ClipPipeline:
             await asyncio.to_thread(self.checkpoint.put, stage.name, key, record.sha256, outcome.model_dump(mode="json"), outcome.ok)
         return outcome
 
+    async def _prepare_media(self, record: ClipRecord) -> tuple[PreparedMedia | None, str | None]:
+        """Media from the cache, or a decode; a file that cannot be decoded is remembered as such
+        (keyed by content), so a re-run neither decodes it again nor words its error differently."""
+        failed = await asyncio.to_thread(self.checkpoint.get, "media_prep", self.media.config_hash, record.sha256)
+        if failed is not None:
+            return None, failed["error"]
+        try:
+            return await self.media.prepare(record), None
+        except Exception as exc:
+            message = decode_error_message(exc)
+            await asyncio.to_thread(self.checkpoint.put, "media_prep", self.media.config_hash, record.sha256, {"error": message}, False)
+            return None, message
+
     async def run(self, record: ClipRecord) -> CoarseRow:
         row = CoarseRow(
             name=record.name,
@@ -70,10 +84,8 @@ class ClipPipeline:
             return row
         if record.status is ClipStatus.silent:
             row.errors.append(StageError(stage="ingest", message=f"audio clue skipped: {record.error}"))
-        try:
-            media = await self.media.prepare(record)
-        except Exception as exc:
-            message = f"cannot decode: {type(exc).__name__}: {exc}"
+        media, message = await self._prepare_media(record)
+        if media is None:
             row.errors.append(StageError(stage="media_prep", message=message))
             # Corruption ffprobe cannot see shows up here: the manifest (written after annotation) says so.
             record.status, record.error = ClipStatus.invalid, message

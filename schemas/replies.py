@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas.text_clean import strip_leaked_prefix
 
 # Bounds go into the JSON schema, so constrained decoding itself guarantees a reply that ends: a
 # model that rambles is cut by the grammar, not by max_tokens. EMER-Fine English descriptions
 # average ~220 words (~1,300 characters); the bounds leave ample room.
-Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
-Word = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+
+
+def _without_scaffolding(text: str) -> str:
+    cleaned = strip_leaked_prefix(text)
+    if not cleaned:
+        raise ValueError("nothing left after removing leaked prompt scaffolding")
+    return cleaned
+
+
+# Prose is cleaned while it is validated, so a reply that is only scaffolding or blank is re-asked.
+Prose = Annotated[Text, AfterValidator(_without_scaffolding)]
 
 
 class Reply(BaseModel):
@@ -37,11 +50,11 @@ class DescriptionReply(Reply):
     """Disambiguation: the subtitle read in the light of both clues, merged into one description."""
 
     subtitle_analysis: Text = Field(description="Which words of the subtitle reveal the emotional state, and why")
-    description: Text = Field(description="Emotion-reasoning description: in the video ...; in the audio ...; in the text ...")
+    description: Prose = Field(description="Emotion-reasoning description: in the video ...; in the audio ...; in the text ...")
 
 
 class TranslationReply(Reply):
-    translation: Text
+    translation: Prose
 
 
 class LabelsReply(Reply):

@@ -5,8 +5,10 @@ The servers are started once per test session: each takes about a minute to star
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from flows.prefect_defaults import apply_prefect_defaults  # noqa: E402
+
+# Prefect's local mode with a database of the test session's own, not the user's ~/.prefect.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="prefect-home-"))
+apply_prefect_defaults()
 
 from annotators.server import VLLMServer, default_vllm_python  # noqa: E402
 from data import synth_clips as synth  # noqa: E402

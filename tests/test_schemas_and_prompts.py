@@ -7,7 +7,7 @@ import pytest
 
 from annotators.client import parse_reply
 from annotators.prompts import PROMPT_DIR, load_prompt
-from annotators.text_clean import strip_leaked_prefix
+from schemas.text_clean import strip_leaked_prefix
 from flows.engine import REPLY_MODELS
 from flows.stages.labels import normalise_labels
 from schemas.arrow import arrow_schema, features, to_table
@@ -70,6 +70,15 @@ def test_leaked_prompt_scaffolding_is_removed():
     assert strip_leaked_prefix("Input: Output: text") == "text"
     assert strip_leaked_prefix("输出：他很开心。") == "他很开心。"
     assert strip_leaked_prefix("The output: stays") == "The output: stays"
+
+
+def test_prose_replies_are_cleaned_and_blank_ones_rejected():
+    from schemas.replies import TranslationReply
+
+    assert parse_reply('{"translation": "Output: 他很开心。"}', TranslationReply).translation == "他很开心。"
+    for blank in ('{"translation": "  "}', '{"translation": "Output:"}'):
+        with pytest.raises(ValueError):
+            parse_reply(blank, TranslationReply)
 
 
 def test_labels_are_normalised_for_the_emer_metric():

@@ -17,12 +17,14 @@ class ModelStage:
         return self.client.config_hash
 
 
-def outcome_of(answers: dict[str, Answer], value: dict | None) -> StageOutcome:
-    """One outcome from one or more answers: ok only when every answer is."""
+def outcome_of(stage: str, answers: dict[str, Answer], value: dict | None) -> StageOutcome:
+    """One outcome from one or more answers: ok only when every answer is.
+
+    Provenance names the stage, not the role: one role (e.g. translation) can serve two stages."""
     failed = {key: a for key, a in answers.items() if not a.ok}
     return StageOutcome(
         value=value,
-        calls=[a.call for a in answers.values()],
+        calls=[a.call.model_copy(update={"stage": stage}) for a in answers.values()],
         error="; ".join(f"{key}: {a.error}" for key, a in failed.items()) or None,
         raw=next((a.raw for a in failed.values() if a.raw), None),
         transient=any(a.transient for a in failed.values()),

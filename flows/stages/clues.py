@@ -27,7 +27,7 @@ class ClueStage(ModelStage):
             asks["with_subtitle"] = with_media(prompt.messages("with_subtitle", subtitle=subtitle), parts)
         answers = dict(zip(asks, await asyncio.gather(*(self.client.ask(m, ClueReply) for m in asks.values()))))
         clues = ClueSet(**{key: a.value for key, a in answers.items() if a.ok})
-        return outcome_of(answers, clues.model_dump())
+        return outcome_of(self.name, answers, clues.model_dump())
 
 
 class AudioClueStage(ClueStage):

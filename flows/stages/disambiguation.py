@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from annotators.text_clean import strip_leaked_prefix
 from flows.stages.base import ModelStage, outcome_of
 from schemas.replies import DescriptionReply
 from schemas.stage import StageOutcome
@@ -16,9 +15,4 @@ class DisambiguationStage(ModelStage):
             "default", subtitle=subtitle or "(no subtitle)", audio_clue=audio_clue, visual_clue=visual_clue
         )
         answer = await self.client.ask(messages, DescriptionReply)
-        value = None
-        if answer.ok:
-            value = answer.value.model_copy(update={"description": strip_leaked_prefix(answer.value.description)}).model_dump()
-            if not value["description"]:
-                answer.value, answer.error = None, "empty description"
-        return outcome_of({"description": answer}, value)
+        return outcome_of(self.name, {"description": answer}, answer.value.model_dump() if answer.ok else None)

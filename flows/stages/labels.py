@@ -23,4 +23,4 @@ class LabelsStage(ModelStage):
     async def run(self, description: str) -> StageOutcome:
         answer = await self.client.ask(self.client.prompt.messages("default", description=description), LabelsReply)
         value = {"labels": normalise_labels(answer.value.labels)} if answer.ok else None
-        return outcome_of({"labels": answer}, value)
+        return outcome_of(self.name, {"labels": answer}, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import os
 from pathlib import Path
 
@@ -14,6 +15,14 @@ from flows.isolation import IsolatedPool
 from schemas.config import MediaConfig, stable_hash
 from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
+
+
+_DECORD_NOISE = re.compile(r"\[\d{2}:\d{2}:\d{2}\]\s*|/github/workspace/\S+:\d+:\s*")
+
+
+def decode_error_message(exc: BaseException) -> str:
+    """A decoder error in words that do not change between runs (decord stamps the wall time)."""
+    return f"cannot decode: {type(exc).__name__}: {_DECORD_NOISE.sub('', str(exc)).strip()}"
 
 
 def frame_count(duration: float, config: MediaConfig) -> int:

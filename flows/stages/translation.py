@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from annotators.client import RoleClient
-from annotators.text_clean import strip_leaked_prefix
 from flows.stages.base import ModelStage, outcome_of
 from schemas.replies import TranslationReply
 from schemas.stage import StageOutcome
@@ -18,9 +17,4 @@ class TranslationStage(ModelStage):
 
     async def run(self, text: str) -> StageOutcome:
         answer = await self.client.ask(self.client.prompt.messages(self.direction, text=text), TranslationReply)
-        value = None
-        if answer.ok:
-            value = {"translation": strip_leaked_prefix(answer.value.translation)}
-            if not value["translation"]:
-                answer.value, answer.error = None, "empty translation"
-        return outcome_of({self.direction: answer}, value)
+        return outcome_of(self.name, {self.direction: answer}, answer.value.model_dump() if answer.ok else None)

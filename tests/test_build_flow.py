@@ -1,0 +1,161 @@
+"""The build-coarse flow end to end: real Prefect (local mode), ffmpeg/decord, vLLM, datasets.
+
+Specifies what a researcher gets back for a corpus with good and bad clips, that a re-run costs no
+model calls, and that a killed run resumes to the same dataset without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from datasets import load_from_disk
+
+from flows.build_coarse import build_coarse
+from tests.conftest import ROOT, served_requests, write_flow_config
+
+GOOD = {"sample_00000001", "sample_00000002", "samplenew_00004251"}
+STAGES = {"audio_clue", "visual_clue", "disambiguation", "translation", "labels"}
+
+
+def total_requests(servers) -> int:
+    return served_requests(servers["text"]) + served_requests(servers["audio"])
+
+
+def rows(out: Path, split: str) -> list[dict]:
+    files = sorted((out / "data").glob(f"{split}-*.parquet"))
+    return sorted((r for f in files for r in pq.read_table(f).to_pylist()), key=lambda r: r["name"])
+
+
+def dataset(out: Path) -> dict[str, list[dict]]:
+    return {split: rows(out, split) for split in ("train", "failed")}
+
+
+@pytest.fixture(scope="module")
+def config(servers, tmp_path_factory) -> Path:
+    return write_flow_config(tmp_path_factory.mktemp("cfg") / "engine.toml", servers)
+
+
+@pytest.fixture(scope="module")
+def built(servers, mer_corpus, config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("built")
+    before = total_requests(servers)
+    summary = build_coarse(str(mer_corpus), str(out), str(config))
+    return out, summary, total_requests(servers) - before
+
+
+def test_every_clip_and_subtitle_row_is_accounted_for(built):
+    out, summary, _ = built
+    manifest = {r["name"]: r for r in pq.read_table(out / "manifest.parquet").to_pylist()}
+    assert set(manifest) == GOOD | {f"sample_000000{i}" for i in range(10, 16)} | {"sample_00000099"}
+    status = {name: r["status"] for name, r in manifest.items()}
+    assert {n for n, s in status.items() if s == "ok"} == GOOD
+    assert status["sample_00000010"] == status["sample_00000011"] == "silent"
+    # empty, not a video, truncated (ffprobe), corrupt (caught when decoding, then recorded here too)
+    assert [status[f"sample_000000{i}"] for i in (12, 13, 14, 15)] == ["invalid"] * 4
+    assert "cannot decode" in manifest["sample_00000015"]["error"]
+    assert status["sample_00000099"] == "missing"
+    assert all(r["error"] for r in manifest.values() if r["status"] != "ok")
+
+    data = dataset(out)
+    names = [r["name"] for split in data.values() for r in split]
+    assert sorted(names) == sorted(manifest) and len(set(names)) == len(names)
+    failed = {r["name"]: r for r in data["failed"]}
+    for name in ("sample_00000012", "sample_00000013", "sample_00000014", "sample_00000015", "sample_00000099"):
+        assert failed[name]["errors"] and not failed[name]["complete"]
+    assert summary["splits"] == {split: len(r) for split, r in data.items()}
+
+
+def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
+    out, _, _ = built
+    train = {r["name"]: r for r in rows(out, "train")}
+    assert GOOD <= set(train)
+    for name, row in train.items():
+        assert row["complete"] and row["description_en"] and row["description_zh"] and row["subtitle_analysis"]
+        assert isinstance(row["labels"], list) and row["visual_clue"]["without_subtitle"]["clues"]
+        stages = {p["stage"] for p in row["provenance"]}
+        assert STAGES - {"audio_clue"} <= stages
+        for call in row["provenance"]:
+            assert call["prompt_version"] and call["model"].startswith("tiny-") and call["server"].startswith("http://127.0.0.1")
+            assert json.loads(call["sampling"])["temperature"] == 0.0
+    for name in GOOD:  # clips with speech were heard, asked with and without the subtitle
+        clue = train[name]["audio_clue"]
+        assert clue["without_subtitle"]["clues"] and clue["with_subtitle"]["clues"]
+        assert "audio_clue" in {p["stage"] for p in train[name]["provenance"]}
+    # Chinese-only subtitle: translated to English first, the original kept
+    assert "subtitle_translation" in {p["stage"] for p in train["sample_00000002"]["provenance"]}
+    assert train["sample_00000002"]["subtitle_chinese"] == "你为什么总是这样对我？" and train["sample_00000002"]["subtitle_english"] is None
+    # a silent clip is described from what is seen, without an audio clue
+    if "sample_00000010" in train:
+        assert train["sample_00000010"]["audio_clue"] is None
+
+
+def test_model_calls_are_counted_exactly(built):
+    _, summary, served = built
+    assert summary["model_calls"] == served > 0
+
+
+def test_dataset_dict_shards_and_card(built):
+    out, summary, _ = built
+    ds = load_from_disk(str(out / "hf"))
+    assert set(ds) == {"train", "failed"} and ds["train"].num_rows == summary["splits"]["train"]
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["failed-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
+    card = (out / "README.md").read_text()
+    for text in ("tiny-audio", "tiny-text", "audio_clue@1.0.0", "labels@1.0.0", "MER EULA", "| train |", "path: data/train-*.parquet"):
+        assert text in card
+
+
+def test_a_re_run_makes_no_model_calls_and_gives_the_same_dataset(built, servers, mer_corpus, config):
+    out, _, _ = built
+    first = dataset(out)
+    before = total_requests(servers)
+    summary = build_coarse(str(mer_corpus), str(out), str(config))
+    assert summary["model_calls"] == 0 and total_requests(servers) == before
+    assert dataset(out) == first
+
+
+def checkpointed(db: Path) -> tuple[int, int]:
+    """(stage results, model attempts they cost) in a run's checkpoint."""
+    if not db.exists():
+        return 0, 0
+    with sqlite3.connect(db, timeout=30) as con:
+        payloads = [json.loads(p) for (p,) in con.execute("SELECT payload FROM results WHERE stage != 'probe'")]
+    return len(payloads), sum(c["attempts"] for p in payloads for c in p["calls"])
+
+
+def test_a_killed_run_resumes_to_the_same_dataset_without_redoing_work(built, servers, mer_corpus, servers_config_slow, tmp_path):
+    reference, ref_summary, _ = built
+    out = tmp_path / "out"
+    db = out / ".state" / "checkpoint.sqlite"
+    cmd = [sys.executable, "-m", "flows.cli", "build", str(mer_corpus), "--out", str(out), "--config", str(servers_config_slow)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while checkpointed(db)[0] < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_results, done_attempts = checkpointed(db)
+    assert done_results >= 6 and not (out / "build.json").exists()
+
+    before = total_requests(servers)
+    summary = build_coarse(str(mer_corpus), str(out), str(servers_config_slow))
+    served = total_requests(servers) - before
+    # finished stages were not asked again: the two runs together cost what one uninterrupted run costs
+    assert summary["model_calls"] == served
+    assert done_attempts + summary["model_calls"] == ref_summary["model_calls"]
+    assert dataset(out) == dataset(reference)
+
+
+@pytest.fixture
+def servers_config_slow(servers, tmp_path) -> Path:
+    """Small batches, one at a time: the run lasts long enough to be killed in the middle."""
+    return write_flow_config(tmp_path / "slow.toml", servers, batch_size=1, task_workers=1)
