@@ -121,3 +121,12 @@ def write_flow_config(path: Path, servers: dict[str, VLLMServer], **top) -> Path
                   f'endpoints = [{{ base_url = "{url}", model = "{model}", max_in_flight = 16 }}]']
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop Prefect's ephemeral API server while pytest's streams are still open (its own atexit
+    hook logs to a stream pytest has closed by then, and prints a logging traceback)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
