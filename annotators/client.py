@@ -65,31 +65,57 @@ def parse_reply(text: str | None, reply_model: type[R]) -> R:
     return reply_model.model_validate(json.loads(text, strict=False))
 
 
+class EndpointPool:
+    """One connection pool and one in-flight cap per server endpoint, shared by every role on it.
+
+    Several roles usually share one server (disambiguation, translation and labels on the text
+    model): separate caps per role would let the server see their sum.
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[tuple[str, str], _Slot] = {}
+
+    def slot(self, endpoint: Endpoint) -> _Slot:
+        key = (endpoint.base_url, endpoint.model)
+        if key not in self._slots:
+            self._slots[key] = _Slot(
+                endpoint=endpoint,
+                client=openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=_api_key(endpoint), timeout=endpoint.timeout_s),
+                limit=asyncio.Semaphore(endpoint.max_in_flight),
+            )
+        return self._slots[key]
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(s.client.close() for s in self._slots.values()))
+
+
+def _api_key(endpoint: Endpoint) -> str:
+    if endpoint.api_key_env is None:
+        return "EMPTY"  # vLLM ignores the key unless started with --api-key; the openai client needs one
+    key = os.environ.get(endpoint.api_key_env)
+    if not key:
+        raise ValueError(f"environment variable {endpoint.api_key_env} (the API key for {endpoint.base_url}) is not set")
+    return key
+
+
+# The request itself is wrong: asking again, now or on the next run, cannot help. Every other status
+# (401/403/404: a configuration error; 408/409/429/5xx: load) is worth retrying on a later run.
+PERMANENT_STATUS = {400, 413, 422}
+
+
 @dataclass
 class RoleClient:
-    """Asks one role's model(s). Create it inside the event loop that will use it."""
+    """Asks one role's model(s), through endpoint slots shared with the other roles."""
 
     role: str
     config: RoleConfig
     prompt: Prompt
     config_hash: str
+    pool: EndpointPool = field(default_factory=EndpointPool)
     _slots: list[_Slot] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._slots = [
-            _Slot(
-                endpoint=ep,
-                client=openai.AsyncOpenAI(
-                    base_url=ep.base_url,
-                    # vLLM ignores the key unless started with --api-key; the openai client needs one.
-                    api_key=os.environ.get(ep.api_key_env, "") if ep.api_key_env else "EMPTY",
-                    max_retries=self.config.max_retries,
-                    timeout=ep.timeout_s,
-                ),
-                limit=asyncio.Semaphore(ep.max_in_flight),
-            )
-            for ep in self.config.endpoints
-        ]
+        self._slots = [self.pool.slot(ep) for ep in self.config.endpoints]
 
     def _pick(self) -> _Slot:
         return min(self._slots, key=lambda s: s.load)
@@ -106,7 +132,7 @@ class RoleClient:
             slot.in_flight += 1
             try:
                 async with slot.limit:
-                    response = await slot.client.chat.completions.create(
+                    response = await slot.client.with_options(max_retries=self.config.max_retries).chat.completions.create(
                         model=slot.endpoint.model,
                         messages=history,
                         response_format=reply_model.response_format(),
@@ -117,10 +143,12 @@ class RoleClient:
                         seed=None if sampling.seed is None else sampling.seed + attempt,
                     )
             except openai.APIStatusError as exc:  # 4xx, or 5xx after the client's own retries
-                error, raw = f"server answered {exc.status_code}: {_short(exc.message)}", None
-                transient = exc.status_code >= 500
-                if not transient:
-                    break  # the request itself is wrong: asking again cannot help
+                # Authentication errors are not echoed: hosted APIs put key hints in them.
+                detail = "authentication failed" if exc.status_code in (401, 403) else _short(exc.message)
+                error, raw = f"server answered {exc.status_code}: {detail}", None
+                transient = exc.status_code not in PERMANENT_STATUS
+                if exc.status_code < 500:
+                    break  # a 4xx: asking again right now cannot help
                 continue
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
                 error, raw, transient = f"{type(exc).__name__}: {_short(str(exc))}", None, True
@@ -159,7 +187,7 @@ class RoleClient:
         )
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(s.client.close() for s in self._slots))
+        await self.pool.aclose()
 
 
 _REASK = "That reply was not usable ({error}). Answer again with only the JSON object the schema asks for."

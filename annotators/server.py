@@ -7,6 +7,7 @@ Prefect's, and a separate process is how it is deployed anyway (one container pe
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -62,9 +63,10 @@ class VLLMServer:
             raise RuntimeError(f"port {self.spec.port} already serves something; refusing to start {self.spec.name} over it")
         cmd = self.command(self.model_path())
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
         env = {**os.environ, **self.spec.env}
-        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            # A session of its own: stop() signals the whole group (API server, engine core, workers).
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + self.spec.startup_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -88,13 +90,15 @@ class VLLMServer:
             return "(no log)"
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is None:
+            return
+        _signal_group(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(self._proc.pid, signal.SIGKILL)  # whatever outlived the leader: engine core, workers
+        self._proc.wait()
         self._proc = None
 
     def __enter__(self) -> "VLLMServer":
@@ -102,3 +106,10 @@ class VLLMServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass  # the group is already gone

@@ -20,9 +20,9 @@ from flows.checkpoint import Checkpoint
 from flows.engine import Engine, config_fingerprint, lineup
 from flows.progress import Progress
 from flows.stages import export as out
-from flows.stages.ingest import discover, missing_clip_records, probe_clip
+from flows.stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
 from schemas.config import EngineConfig, MediaConfig, stable_hash
-from schemas.manifest import ClipRecord, Subtitles
+from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 
 
 def batched(items: list, size: int) -> list[list]:
@@ -33,26 +33,36 @@ def batched(items: list, size: int) -> list[list]:
 def probe_batch(paths: list[Path], subtitles: dict[str, Subtitles], audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint) -> list[ClipRecord]:
     records = []
     for path in paths:
-        audio = audio_dir / f"{path.stem}.wav" if audio_dir and (audio_dir / f"{path.stem}.wav").is_file() else None
-        stat = path.stat()
         subs = subtitles.get(path.stem, Subtitles())
-        # Probing hashes and decodes audio: skip it for files unchanged since the last run.
-        key = stable_hash([str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(audio), media.audio_max_seconds, media.silence_threshold_db])
-        cached = checkpoint.get("probe", key, key)
-        if cached is None:
-            record = probe_clip(path, subs, audio, media.audio_max_seconds, media.silence_threshold_db)
-            checkpoint.put("probe", key, key, record.model_dump(mode="json"), ok=True)
-        else:
-            record = ClipRecord.model_validate(cached).model_copy(update={"subtitles": subs})
-        records.append(record)
+        try:
+            records.append(_probe_cached(path, subs, audio_dir, media, checkpoint))
+        except OSError as exc:  # vanished or unreadable since discovery: that clip, not the batch
+            records.append(ClipRecord(name=path.stem, path=str(path), subtitles=subs, status=ClipStatus.invalid, error=f"cannot read: {exc}"))
     return records
 
 
+def _probe_cached(path: Path, subs: Subtitles, audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint) -> ClipRecord:
+    audio = audio_dir / f"{path.stem}.wav" if audio_dir and (audio_dir / f"{path.stem}.wav").is_file() else None
+    # Probing hashes and decodes audio: skip it for files unchanged since the last run.
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in (path, audio) if p is not None]
+    key = stable_hash([stats, media.audio_max_seconds, media.silence_threshold_db])
+    cached = checkpoint.get("probe", key, key)
+    if cached is None:
+        record = probe_clip(path, subs, audio, media.audio_max_seconds, media.silence_threshold_db)
+        checkpoint.put("probe", key, key, record.model_dump(mode="json"), ok=True)
+        return record
+    return ClipRecord.model_validate(cached).model_copy(update={"subtitles": subs})
+
+
 @task(name="annotate-batch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def annotate_batch(index: int, records: list[ClipRecord], engine: Engine, parts_dir: Path) -> dict[str, int]:
+def annotate_batch(index: int, records: list[ClipRecord], engine: Engine, parts_dir: Path) -> list[ClipRecord]:
+    """Annotate a batch; returns its manifest records, updated where decoding found a clip broken."""
     rows = engine.annotate(records)
     out.write_batch_parts(rows, parts_dir, index)
-    return {"rows": len(rows), "complete": sum(r.complete for r in rows)}
+    return [
+        rec if row.clip_status == rec.status.value else rec.model_copy(update={"status": ClipStatus(row.clip_status), "error": row.clip_error})
+        for rec, row in zip(records, rows)
+    ]
 
 
 @task(name="export", cache_policy=NO_CACHE)
@@ -65,7 +75,9 @@ def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig
     hf_dir = out_dir / "hf"
     if hf_dir.exists():
         shutil.rmtree(hf_dir)
-    out.build_dataset_dict(shards, state_dir / "hf-cache").save_to_disk(str(hf_dir))
+    hf_cache = state_dir / "hf-cache"
+    out.build_dataset_dict(shards, hf_cache).save_to_disk(str(hf_dir))
+    shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
     (out_dir / "README.md").write_text(out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config)), encoding="utf-8")
     return summary
 
@@ -85,12 +97,13 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
     try:
         with ThreadPoolTaskRunner(max_workers=config.task_workers) as runner:
             futures = [
-                runner.submit(probe_batch, {"paths": b, "subtitles": found.subtitles, "audio_dir": found.audio_dir, "media": config.media, "checkpoint": checkpoint})
+                # Only the batch's own subtitles: Prefect walks every task parameter.
+                runner.submit(probe_batch, {"paths": b, "subtitles": {p.stem: found.subtitles[p.stem] for p in b if p.stem in found.subtitles}, "audio_dir": found.audio_dir, "media": config.media, "checkpoint": checkpoint})
                 for b in batched(found.clips, config.batch_size)
             ]
-            records = [r for f in futures for r in f.result()] + missing_clip_records(found)
+            records = [r for f in futures for r in f.result()] + missing_clip_records(found) + duplicate_name_records(found)
         records.sort(key=lambda r: r.name)
-        parts_dir = state_dir / "parts"
+        parts_dir = out_path / ".parts"  # per output: runs for other outputs may share the state dir
         shutil.rmtree(parts_dir, ignore_errors=True)  # batches are re-cut each run; rows come from the checkpoint
         progress = Progress(len(records))
         with Engine(config, state_dir, checkpoint) as engine, ThreadPoolTaskRunner(max_workers=config.task_workers) as runner:
@@ -98,8 +111,10 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
                 runner.submit(annotate_batch, {"index": i, "records": batch, "engine": engine, "parts_dir": parts_dir})
                 for i, batch in enumerate(batched(records, config.batch_size))
             ]
+            records = []
             for future in futures:
-                progress.advance(future.result()["rows"])
+                records += future.result()
+                progress.advance(len(future.result()))
             model_calls = engine.model_calls
         out.write_manifest(records, out_path / "manifest.parquet")
         summary = export(parts_dir, out_path, state_dir, config, str(corpus))

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-from annotators.client import RoleClient, role_config_hash
+from annotators.client import EndpointPool, RoleClient, role_config_hash
 from annotators.prompts import load_prompt
 from annotators.server import VLLMServer
 from flows.checkpoint import Checkpoint
@@ -60,12 +60,10 @@ class Engine:
             self.pool = IsolatedPool(self.config.decode_workers)
             self._stack.callback(self.pool.close)
             media = MediaPrep(self.state_dir / "media", self.config.media, self.pool)
-            clients = {role: self._client(role, media.config_hash) for role in self.config.roles}
-
-            async def close_clients() -> None:
-                await asyncio.gather(*(c.aclose() for c in clients.values()))
-
-            self._stack.callback(lambda: self.gateway.run(close_clients()))
+            endpoints = EndpointPool()
+            self._stack.callback(lambda: self.gateway.run(endpoints.aclose()))
+            self._stack.callback(lambda: self.gateway.run(self.gateway.cancel_pending()))
+            clients = {role: self._client(role, media, endpoints) for role in self.config.roles}
             self.pipeline = ClipPipeline(
                 checkpoint=self.checkpoint,
                 media=media,
@@ -75,22 +73,23 @@ class Engine:
                 disambiguation=DisambiguationStage(clients["disambiguation"]),
                 translation=TranslationStage(clients["translation"], "translation", "en_to_zh"),
                 labels=LabelsStage(clients["labels"]),
+                max_clips_in_flight=self.config.max_clips_in_flight,
             )
         except BaseException:
             self._stack.close()
             raise
         return self
 
-    def _client(self, role: str, media_hash: str) -> RoleClient:
+    def _client(self, role: str, media: MediaPrep, endpoints: EndpointPool) -> RoleClient:
         cfg = self.config.roles[role]
         prompt = load_prompt(cfg.prompt)
-        # Media sampling changes what the clue models see, so it is part of their config hash.
-        extra = media_hash if role in ("audio_clue", "visual_clue") else None
-        return RoleClient(role, cfg, prompt, role_config_hash(role, cfg, prompt, REPLY_MODELS[role], extra))
+        # What a clue model is shown is part of its config hash: frames for the visual, audio for the audio clue.
+        extra = {"audio_clue": media.audio_hash, "visual_clue": media.frames_hash}.get(role)
+        return RoleClient(role, cfg, prompt, role_config_hash(role, cfg, prompt, REPLY_MODELS[role], extra), endpoints)
 
     def annotate(self, records: list[ClipRecord]) -> list[CoarseRow]:
         async def batch() -> list[CoarseRow]:
-            return list(await asyncio.gather(*(self.pipeline.run(r) for r in records)))
+            return list(await asyncio.gather(*(self.pipeline.run_safely(r) for r in records)))
 
         return self.gateway.run(batch())
 

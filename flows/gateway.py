@@ -24,6 +24,13 @@ class Gateway:
         """Run a coroutine on the gateway loop and wait for it from any thread."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
+    async def cancel_pending(self) -> None:
+        """Cancel whatever still runs on the loop (a failed run's other clips) and wait for it."""
+        tasks = [t for t in asyncio.all_tasks(self.loop) if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)

@@ -1,8 +1,9 @@
 """Run native decoders in worker processes, so a decoder that aborts kills one item, not the run.
 
-decord is known to abort() the whole process on some corrupt files. A process pool shares that risk
-among the items in flight when it happens (the pool breaks and all of them fail), so those items are
-retried one per fresh process: the culprit fails alone, with a clear reason, and the rest succeed.
+decord is known to abort() the whole process on some corrupt files. When that happens the pool breaks
+and every item in it fails, the innocent ones included. Those go once more to a fresh pool; an item
+that sees a second pool die with it is run alone, in a process of its own, so the culprit fails by
+itself with a clear reason while everything else succeeds.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ class IsolatedPool:
                 raise DecoderCrashed("the decoder process died on this file (native crash, e.g. abort on corrupt data)") from exc
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        pool = self._pool
-        try:
-            return await asyncio.wrap_future(pool.submit(fn, *args))
-        except BrokenProcessPool:
-            self._replace(pool)
-            return await asyncio.to_thread(self._alone, fn, *args)
+        for _ in range(2):
+            pool = self._pool
+            try:
+                return await asyncio.wrap_future(pool.submit(fn, *args))
+            except BrokenProcessPool:
+                self._replace(pool)
+        return await asyncio.to_thread(self._alone, fn, *args)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -7,7 +7,7 @@ a stage's checkpoint key includes its inputs: a changed upstream answer re-runs 
 from __future__ import annotations
 
 import asyncio
-import traceback
+import logging
 from typing import Awaitable, Callable
 
 from flows.checkpoint import Checkpoint
@@ -15,13 +15,15 @@ from flows.stages.base import ModelStage
 from flows.stages.clues import AudioClueStage, VisualClueStage, clue_text
 from flows.stages.disambiguation import DisambiguationStage
 from flows.stages.labels import LabelsStage
-from flows.stages.media_prep import MediaPrep, decode_error_message
+from flows.stages.media_prep import MediaPrep, UndecodableMedia
 from flows.stages.translation import TranslationStage
 from schemas.config import stable_hash
 from schemas.manifest import ClipRecord, ClipStatus
 from schemas.media import PreparedMedia
 from schemas.row import ClueSet, CoarseRow, StageError
 from schemas.stage import StageOutcome
+
+log = logging.getLogger(__name__)
 
 
 class ClipPipeline:
@@ -35,61 +37,63 @@ class ClipPipeline:
         disambiguation: DisambiguationStage,
         translation: TranslationStage,
         labels: LabelsStage,
+        max_clips_in_flight: int = 256,
     ) -> None:
         self.checkpoint, self.media = checkpoint, media
         self.audio_clue, self.visual_clue = audio_clue, visual_clue
         self.subtitle_translation, self.disambiguation = subtitle_translation, disambiguation
         self.translation, self.labels = translation, labels
+        # Bounds the media (base64 frames and audio) held at once across all batches in flight.
+        self._in_flight = asyncio.Semaphore(max_clips_in_flight)
         self.model_calls = 0  # requests this run actually sent (checkpoint hits excluded)
 
     async def _step(self, stage: ModelStage, record: ClipRecord, inputs: object, run: Callable[[], Awaitable[StageOutcome]]) -> StageOutcome:
         key = f"{stage.config_hash}:{stable_hash(inputs)}"
-        cached = await asyncio.to_thread(self.checkpoint.get, stage.name, key, record.sha256)
+        cached = self.checkpoint.get(stage.name, key, record.sha256)
         if cached is not None:
             return StageOutcome.model_validate(cached)
-        try:
-            outcome = await run()
-        except Exception as exc:  # a bug or bad media must cost one clip, never the batch
-            outcome = StageOutcome(error=f"{type(exc).__name__}: {exc}", transient=True)
-            traceback.print_exc()
+        outcome = await run()
         self.model_calls += sum(c.attempts for c in outcome.calls)
         if not outcome.transient:
-            await asyncio.to_thread(self.checkpoint.put, stage.name, key, record.sha256, outcome.model_dump(mode="json"), outcome.ok)
+            self.checkpoint.put(stage.name, key, record.sha256, outcome.model_dump(mode="json"), outcome.ok)
         return outcome
 
-    async def _prepare_media(self, record: ClipRecord) -> tuple[PreparedMedia | None, str | None]:
-        """Media from the cache, or a decode; a file that cannot be decoded is remembered as such
-        (keyed by content), so a re-run neither decodes it again nor words its error differently."""
-        failed = await asyncio.to_thread(self.checkpoint.get, "media_prep", self.media.config_hash, record.sha256)
-        if failed is not None:
-            return None, failed["error"]
+    async def _prepare_media(self, record: ClipRecord, with_audio: bool) -> tuple[PreparedMedia | None, str | None]:
+        """Media from the cache, or a decode. A file that cannot be decoded is remembered as such
+        (keyed by content), so a re-run neither decodes it again nor words its error differently;
+        any other failure (disk full, a pool shut down) is left to the next run."""
+        known = self.checkpoint.get("media_prep", self.media.frames_hash + self.media.audio_hash, record.sha256)
+        if known is not None:
+            return None, known["error"]
         try:
-            return await self.media.prepare(record), None
-        except Exception as exc:
-            message = decode_error_message(exc)
-            await asyncio.to_thread(self.checkpoint.put, "media_prep", self.media.config_hash, record.sha256, {"error": message}, False)
-            return None, message
+            return await self.media.prepare(record, with_audio), None
+        except UndecodableMedia as exc:
+            self.checkpoint.put("media_prep", self.media.frames_hash + self.media.audio_hash, record.sha256, {"error": str(exc)}, False)
+            return None, str(exc)
+
+    async def run_safely(self, record: ClipRecord) -> CoarseRow:
+        """`run`, with any unexpected error turned into this clip's failure: a bad clip must never
+        cost the batch (nothing of a failed clip is checkpointed, so the next run retries it)."""
+        async with self._in_flight:
+            try:
+                return await self.run(record)
+            except Exception as exc:
+                log.exception("clip %s failed", record.name)
+                row = _new_row(record)
+                row.errors.append(StageError(stage="internal", message=f"{type(exc).__name__}: {exc}"))
+                return row
 
     async def run(self, record: ClipRecord) -> CoarseRow:
-        row = CoarseRow(
-            name=record.name,
-            sha256=record.sha256,
-            duration=record.duration,
-            clip_status=record.status.value,
-            subtitle_chinese=record.subtitles.chinese,
-            subtitle_english=record.subtitles.english,
-        )
+        row = _new_row(record)
         if not record.processable:
             row.errors.append(StageError(stage="ingest", message=record.error or record.status.value))
             return row
-        if record.status is ClipStatus.silent:
-            row.errors.append(StageError(stage="ingest", message=f"audio clue skipped: {record.error}"))
-        media, message = await self._prepare_media(record)
+        hears = record.status is ClipStatus.ok
+        media, problem = await self._prepare_media(record, with_audio=hears)
         if media is None:
-            row.errors.append(StageError(stage="media_prep", message=message))
-            # Corruption ffprobe cannot see shows up here: the manifest (written after annotation) says so.
-            record.status, record.error = ClipStatus.invalid, message
-            row.clip_status = record.status.value
+            row.errors.append(StageError(stage="media_prep", message=problem))
+            # Corruption ffprobe could not see: the manifest is updated from the row.
+            row.clip_status, row.clip_error = ClipStatus.invalid.value, problem
             return row
 
         def keep(stage: str, outcome: StageOutcome) -> StageOutcome:
@@ -102,23 +106,29 @@ class ClipPipeline:
         if not subtitle and record.subtitles.chinese:
             chinese = record.subtitles.chinese
             out = keep("subtitle_translation", await self._step(self.subtitle_translation, record, chinese, lambda: self.subtitle_translation.run(chinese)))
-            subtitle = out.value["translation"] if out.ok else chinese  # the Chinese text still informs the LLM
+            if out.transient:
+                return row  # the next run retries; downstream answers would be built on a gap
+            row.subtitle_english_translated = out.value["translation"] if out.ok else None
+            subtitle = row.subtitle_english_translated or chinese  # the Chinese text still informs the LLM
 
         visual = self._step(self.visual_clue, record, subtitle, lambda: self.visual_clue.run(record, media, subtitle))
-        if record.status is ClipStatus.ok and media.wav:
-            audio = self._step(self.audio_clue, record, subtitle, lambda: self.audio_clue.run(record, media, subtitle))
+        if hears:
+            audio = self._step(self.audio_clue, record, [subtitle, record.audio_sha256], lambda: self.audio_clue.run(record, media, subtitle))
             visual_out, audio_out = await asyncio.gather(visual, audio)
             keep("audio_clue", audio_out)
             row.audio_clue = ClueSet.model_validate(audio_out.value) if audio_out.value else None
         else:
+            row.errors.append(StageError(stage="audio_clue", message=f"skipped: {record.error}"))
             visual_out, audio_out = await visual, None
         keep("visual_clue", visual_out)
         row.visual_clue = ClueSet.model_validate(visual_out.value) if visual_out.value else None
+        if visual_out.transient or (audio_out is not None and audio_out.transient):
+            return row
         if row.audio_clue is None and row.visual_clue is None:
             row.errors.append(StageError(stage="disambiguation", message="skipped: no clue to disambiguate"))
             return row
 
-        audio_text = clue_text(row.audio_clue, "(no usable audio: " + (record.error or "audio clue failed") + ")")
+        audio_text = clue_text(row.audio_clue, "(no usable audio: " + (record.error or "the audio clue failed") + ")")
         visual_text = clue_text(row.visual_clue, "(no visual clue available)")
         inputs = [subtitle, audio_text, visual_text]
         desc = keep("disambiguation", await self._step(self.disambiguation, record, inputs, lambda: self.disambiguation.run(subtitle, audio_text, visual_text)))
@@ -134,6 +144,19 @@ class ClipPipeline:
             row.description_zh = zh.value["translation"]
         if keep("labels", labels).ok:
             row.labels = labels.value["labels"]
-        needed_audio = record.status is ClipStatus.ok
-        row.complete = not [e for e in row.errors if e.stage != "ingest"] and (row.audio_clue is not None or not needed_audio)
+        # A silent clip is complete without an audio clue; every other failure leaves it incomplete.
+        skipped_audio = [e for e in row.errors if e.stage == "audio_clue" and e.message.startswith("skipped:")]
+        row.complete = len(row.errors) == len(skipped_audio) and (row.audio_clue is not None or not hears)
         return row
+
+
+def _new_row(record: ClipRecord) -> CoarseRow:
+    return CoarseRow(
+        name=record.name,
+        sha256=record.sha256,
+        duration=record.duration,
+        clip_status=record.status.value,
+        clip_error=record.error,
+        subtitle_chinese=record.subtitles.chinese,
+        subtitle_english=record.subtitles.english,
+    )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class MediaTransport(StrEnum):
@@ -105,21 +106,54 @@ class EngineConfig(BaseSettings):
 
     roles: dict[Role, RoleConfig] = Field(default_factory=default_roles)
     media: MediaConfig = Field(default_factory=MediaConfig)
-    description_language: Literal["en", "zh"] = Field("en", description="Language the description is written in; the other is translated")
     batch_size: int = Field(64, ge=1, description="Clips per Prefect task run")
     task_workers: int = Field(4, ge=1, description="ThreadPoolTaskRunner size: batches in flight at once")
     decode_workers: int = Field(2, ge=1, description="Processes decoding media in isolation")
+    max_clips_in_flight: int = Field(256, ge=1, description="Clips being annotated at once, across batches (bounds media in memory)")
     shard_rows: int = Field(10_000, ge=1, description="Rows per Parquet shard")
     state_dir: Path | None = Field(None, description="Media cache and stage results; default: <out>/.state")
     servers: list[LocalServer] = Field(default_factory=list, description="vLLM servers to start for the run")
 
+    @field_validator("roles")
+    @classmethod
+    def _every_role(cls, roles: dict[str, RoleConfig]) -> dict[str, RoleConfig]:
+        missing = [r for r in ROLES if r not in roles]
+        if missing:
+            raise ValueError(f"roles {missing} are not configured: a line-up names all of {list(ROLES)}")
+        return roles
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        # Environment over file over defaults: an operator can override one knob of a shared file.
+        return (init_settings, env_settings, _FileSource(settings_cls, _config_file.get()))
+
     @classmethod
     def from_file(cls, path: Path | None) -> "EngineConfig":
-        if path is None:
+        token = _config_file.set(Path(path) if path else None)
+        try:
             return cls()
-        text = Path(path).read_text(encoding="utf-8")
-        data = tomllib.loads(text) if str(path).endswith(".toml") else yaml.safe_load(text)
-        return cls(**(data or {}))
+        finally:
+            _config_file.reset(token)
+
+
+_config_file: ContextVar[Path | None] = ContextVar("emer_config_file", default=None)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """A TOML or YAML config file, as a settings source ranked below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.data: dict[str, Any] = {}
+        if path is not None:
+            text = path.read_text(encoding="utf-8")
+            self.data = (tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)) or {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
 
 
 def stable_hash(obj: Any) -> str:

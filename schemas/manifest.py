@@ -21,15 +21,12 @@ class Subtitles(BaseModel):
     chinese: str | None = None
     english: str | None = None
 
-    def best(self) -> str | None:
-        """The subtitle text a model reads: English when present, else Chinese."""
-        return self.english or self.chinese
-
 
 class ClipRecord(BaseModel):
     name: str = Field(description="Clip id, the file stem, e.g. sample_00000000")
     path: str | None = Field(None, description="Absolute path of the video file")
     audio_path: str | None = Field(None, description="A separately shipped audio/{name}.wav, if any")
+    audio_sha256: str | None = Field(None, description="Content hash of audio_path: the audio clue depends on it")
     sha256: str | None = None
     bytes: int | None = None
     duration: float | None = Field(None, description="Seconds")

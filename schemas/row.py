@@ -41,8 +41,10 @@ class CoarseRow(BaseModel):
     sha256: str | None = None
     duration: float | None = None
     clip_status: str
+    clip_error: str | None = Field(None, description="Why the clip is not ok (the manifest's error)")
     subtitle_chinese: str | None = None
     subtitle_english: str | None = None
+    subtitle_english_translated: str | None = Field(None, description="A Chinese-only subtitle in English, as the models read it")
     audio_clue: ClueSet | None = None
     visual_clue: ClueSet | None = None
     subtitle_analysis: str | None = None

@@ -26,15 +26,10 @@ apply_prefect_defaults()
 
 from annotators.server import VLLMServer, default_vllm_python  # noqa: E402
 from data import synth_clips as synth  # noqa: E402
-from schemas.config import LocalServer  # noqa: E402
+from schemas.config import EngineConfig  # noqa: E402
 
-# What the observations in shared/SERVING-ON-CPU.md needed: float32, small KV cache, short context.
-# No whitespace outside JSON strings: random weights otherwise fill max_tokens with it.
-CPU_ARGS = [
-    "--dtype", "float32", "--max-model-len", "4096", "--max-num-seqs", "32", "--seed", "0", "--generation-config", "vllm",
-    "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}',
-]
-CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+# The demo's server settings are the tests' too (data/configs/cpu-tiny.toml): one place to change them.
+DEMO_SERVERS = {spec.name: spec for spec in EngineConfig.from_file(ROOT / "data" / "configs" / "cpu-tiny.toml").servers}
 
 
 def free_port() -> int:
@@ -48,13 +43,7 @@ def servers(tmp_path_factory) -> dict[str, VLLMServer]:
     """A tiny text model and a tiny audio model, each behind vLLM's OpenAI server."""
     python = default_vllm_python()
     state = tmp_path_factory.mktemp("vllm")
-    specs = {
-        "text": LocalServer(name="text", model="tiny:text", port=free_port(), served_model_name="tiny-text", extra_args=CPU_ARGS, env=CPU_ENV),
-        "audio": LocalServer(
-            name="audio", model="tiny:audio", port=free_port(), served_model_name="tiny-audio",
-            extra_args=[*CPU_ARGS, "--limit-mm-per-prompt", '{"audio":1}'], env=CPU_ENV,
-        ),
-    }
+    specs = {name: spec.model_copy(update={"port": free_port()}) for name, spec in DEMO_SERVERS.items()}
     started = {k: VLLMServer(spec, state, python) for k, spec in specs.items()}
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda s: s.start(), started.values()))
@@ -123,9 +112,11 @@ def write_flow_config(path: Path, servers: dict[str, VLLMServer], **top) -> Path
     return path
 
 
-def pytest_sessionfinish(session, exitstatus):
+@pytest.fixture(scope="session", autouse=True)
+def prefect_local_server():
     """Stop Prefect's ephemeral API server while pytest's streams are still open (its own atexit
     hook logs to a stream pytest has closed by then, and prints a logging traceback)."""
+    yield
     from prefect.server.api.server import SubprocessASGIServer
 
     for server in list(SubprocessASGIServer._instances.values()):

@@ -77,7 +77,7 @@ def test_every_clip_and_subtitle_row_is_accounted_for(built):
 def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
     out, _, _ = built
     train = {r["name"]: r for r in rows(out, "train")}
-    assert GOOD <= set(train)
+    assert set(train) == GOOD | {"sample_00000010", "sample_00000011"}
     for name, row in train.items():
         assert row["complete"] and row["description_en"] and row["description_zh"] and row["subtitle_analysis"]
         assert isinstance(row["labels"], list) and row["visual_clue"]["without_subtitle"]["clues"]
@@ -93,9 +93,11 @@ def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
     # Chinese-only subtitle: translated to English first, the original kept
     assert "subtitle_translation" in {p["stage"] for p in train["sample_00000002"]["provenance"]}
     assert train["sample_00000002"]["subtitle_chinese"] == "你为什么总是这样对我？" and train["sample_00000002"]["subtitle_english"] is None
-    # a silent clip is described from what is seen, without an audio clue
-    if "sample_00000010" in train:
-        assert train["sample_00000010"]["audio_clue"] is None
+    # silent clips are described from what is seen, without an audio clue
+    for name in ("sample_00000010", "sample_00000011"):
+        assert train[name]["audio_clue"] is None and "audio_clue" not in {p["stage"] for p in train[name]["provenance"]}
+        assert [e["message"].split(":")[0] for e in train[name]["errors"]] == ["skipped"]
+    assert train["sample_00000002"]["subtitle_english_translated"]
 
 
 def test_model_calls_are_counted_exactly(built):

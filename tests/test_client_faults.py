@@ -28,17 +28,21 @@ def completion(content: str, finish: str = "stop") -> tuple[int, dict]:
 
 
 class ScriptedServer:
-    """Answers each request with the next scripted (status, body); records the requests."""
+    """Answers each request with the next scripted (status, body), or with `handler(request)`;
+    records the requests."""
 
-    def __init__(self, script: list[tuple[int, dict]]):
-        self.script, self.requests = list(script), []
+    def __init__(self, script: list[tuple[int, dict]] | None = None, handler=None):
+        self.script, self.requests, self.handler = list(script or []), [], handler
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.requests.append(body)
-                status, payload = owner.script.pop(0) if owner.script else (500, {"error": "script exhausted"})
+                if owner.handler is not None:
+                    status, payload = owner.handler(body)
+                else:
+                    status, payload = owner.script.pop(0) if owner.script else (500, {"error": "script exhausted"})
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -121,6 +125,22 @@ def test_bad_request_is_not_retried(scripted):
     server = scripted([(400, {"error": {"message": "image input not supported"}})])
     answer = ask(server.url, max_retries=3, max_reasks=2)
     assert not answer.ok and "400" in answer.error and len(server.requests) == 1 and not answer.transient
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 429])
+def test_configuration_and_rate_limit_errors_are_left_for_the_next_run(scripted, status):
+    server = scripted([(status, {"error": {"message": "sk-secret-key-hint"}})] * 3)
+    answer = ask(server.url, max_retries=0, max_reasks=0)
+    assert not answer.ok and answer.transient and str(status) in answer.error
+    if status in (401, 403):
+        assert "sk-secret" not in answer.error  # auth errors are not echoed into the dataset
+
+
+def test_a_missing_api_key_is_a_configuration_error(monkeypatch):
+    monkeypatch.delenv("EMER_TEST_KEY", raising=False)
+    config = RoleConfig(endpoints=[Endpoint(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="EMER_TEST_KEY")], prompt="labels")
+    with pytest.raises(ValueError, match="EMER_TEST_KEY"):
+        RoleClient("labels", config, load_prompt("labels"), "h")
 
 
 def test_server_down_is_transient_error_not_exception():

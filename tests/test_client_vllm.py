@@ -36,7 +36,7 @@ def run(coro_fn):
 def media(tmp_path_factory, good_clip):
     pool = IsolatedPool(1)
     record = probe_clip(good_clip, Subtitles(), None, 30, -60)
-    prepared = asyncio.run(MediaPrep(tmp_path_factory.mktemp("m"), MediaConfig(max_frames=3, frame_max_side=160), pool).prepare(record))
+    prepared = asyncio.run(MediaPrep(tmp_path_factory.mktemp("m"), MediaConfig(max_frames=3, frame_max_side=160), pool).prepare(record, with_audio=True))
     pool.close()
     return prepared
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import wave
 
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 from data import synth_clips as synth
 from flows.isolation import DecoderCrashed, IsolatedPool
 from flows.stages.ingest import probe_clip
-from flows.stages.media_prep import MediaPrep, frame_count, scaled_size
+from flows.stages.media_prep import MediaPrep, UndecodableMedia, frame_count, scaled_size
 from schemas.config import MediaConfig
 from schemas.manifest import Subtitles
 
@@ -22,10 +23,10 @@ def pool():
     p.close()
 
 
-def prepare(tmp_path, pool, clip, **media):
+def prepare(tmp_path, pool, clip, with_audio=True, **media):
     config = MediaConfig(**media)
     record = probe_clip(clip, Subtitles(), None, config.audio_max_seconds, config.silence_threshold_db)
-    return asyncio.run(MediaPrep(tmp_path / "cache", config, pool).prepare(record))
+    return asyncio.run(MediaPrep(tmp_path / "cache", config, pool).prepare(record, with_audio))
 
 
 def test_frame_count_follows_the_method_one_per_second_at_most_a_cap():
@@ -68,16 +69,24 @@ def test_cache_is_reused_by_content_hash(tmp_path, pool, good_clip):
     assert second == first and os.stat(first.frames[0]).st_mtime_ns == stamp
 
 
-def test_changed_media_config_is_a_new_cache_entry(tmp_path, pool, good_clip):
+def test_frame_and_audio_settings_are_cached_apart(tmp_path, pool, good_clip):
     a = prepare(tmp_path, pool, good_clip, max_frames=2)
     b = prepare(tmp_path, pool, good_clip, max_frames=3)
     assert len(a.frames) == 2 and len(b.frames) == 3 and a.frames[0] != b.frames[0]
+    assert a.wav == b.wav  # the audio did not change with the frame settings
+    c = prepare(tmp_path, pool, good_clip, max_frames=2, audio_max_seconds=1.0)
+    assert c.frames == a.frames and c.wav != a.wav
 
 
-def test_corrupt_clip_fails_with_a_decoder_error(tmp_path, pool, good_clip):
+def test_audio_is_only_extracted_when_asked_for(tmp_path, pool, good_clip):
+    assert prepare(tmp_path, pool, good_clip, with_audio=False).wav is None
+
+
+def test_corrupt_clip_is_undecodable_with_a_stable_reason(tmp_path, pool, good_clip):
     bad = synth.corrupted_copy(good_clip, tmp_path / "corrupt.mp4")
-    with pytest.raises(Exception, match="(?i)decord|error|failed"):
-        prepare(tmp_path, pool, bad)
+    with pytest.raises(UndecodableMedia, match=r"^cannot decode: DECORDError: ") as first:
+        prepare(tmp_path, pool, bad, with_audio=False)
+    assert not re.search(r"\[\d\d:\d\d:\d\d\]", str(first.value))  # no wall-clock stamps: re-runs word it the same
 
 
 def crash_on(value: int) -> int:

@@ -90,7 +90,17 @@ def test_config_file_and_environment(tmp_path, monkeypatch):
     path.write_text('batch_size = 7\n[media]\nmax_frames = 5\n')
     config = EngineConfig.from_file(path)
     assert (config.batch_size, config.media.max_frames) == (7, 5)
-    monkeypatch.setenv("EMER_TASK_WORKERS", "3")
-    assert EngineConfig.from_file(path).task_workers == 3
+    # the environment overrides the file, field by field, nested ones too
+    monkeypatch.setenv("EMER_BATCH_SIZE", "128")
+    monkeypatch.setenv("EMER_MEDIA__FRAME_MAX_SIDE", "200")
+    config = EngineConfig.from_file(path)
+    assert (config.batch_size, config.media.max_frames, config.media.frame_max_side) == (128, 5, 200)
     with pytest.raises(ValueError):
         EngineConfig(batch_size=0)
+
+
+def test_a_line_up_must_name_every_role(tmp_path):
+    path = tmp_path / "partial.toml"
+    path.write_text('[roles.labels]\nprompt = "labels"\nendpoints = [{ base_url = "http://x/v1", model = "m" }]\n')
+    with pytest.raises(ValueError, match="are not configured"):
+        EngineConfig.from_file(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from annotators.client import RoleClient
 from annotators.media_parts import audio_parts, visual_parts, with_media
 from flows.stages.base import ModelStage, outcome_of
 from schemas.manifest import ClipRecord
@@ -27,7 +26,8 @@ class ClueStage(ModelStage):
             asks["with_subtitle"] = with_media(prompt.messages("with_subtitle", subtitle=subtitle), parts)
         answers = dict(zip(asks, await asyncio.gather(*(self.client.ask(m, ClueReply) for m in asks.values()))))
         clues = ClueSet(**{key: a.value for key, a in answers.items() if a.ok})
-        return outcome_of(self.name, answers, clues.model_dump())
+        value = clues.model_dump() if any(a.ok for a in answers.values()) else None  # nothing heard is no clue
+        return outcome_of(self.name, answers, value)
 
 
 class AudioClueStage(ClueStage):

@@ -26,6 +26,7 @@ _MAX_VOLUME = re.compile(r"max_volume:\s*(-?[\d.]+|-inf) dB")
 class Corpus:
     root: Path
     clips: list[Path]
+    duplicates: list[Path] = field(default_factory=list)  # a second file with an already-seen name
     subtitles: dict[str, Subtitles] = field(default_factory=dict)
     subtitle_table: Path | None = None
     audio_dir: Path | None = None
@@ -58,10 +59,15 @@ def read_subtitles(table: Path) -> dict[str, Subtitles]:
 
 def discover(root: Path, subtitle_table: Path | None = None) -> Corpus:
     video_dir = root / "video" if (root / "video").is_dir() else root
-    clips = sorted(p for p in video_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    found = sorted(p for p in video_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    clips, duplicates, seen = [], [], set()
+    for path in found:  # names are ids: x.mp4 and x.avi cannot both be clip x
+        (duplicates if path.stem in seen else clips).append(path)
+        seen.add(path.stem)
     table = subtitle_table or find_subtitle_table(root)
     audio_dir = root / "audio" if (root / "audio").is_dir() else None
-    return Corpus(root=root, clips=clips, subtitles=read_subtitles(table) if table else {}, subtitle_table=table, audio_dir=audio_dir)
+    subtitles = read_subtitles(table) if table else {}
+    return Corpus(root=root, clips=clips, duplicates=duplicates, subtitles=subtitles, subtitle_table=table, audio_dir=audio_dir)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -72,7 +78,8 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _ffmpeg_reason(exc: ffmpeg.Error) -> str:
+def ffmpeg_error_reason(exc: ffmpeg.Error) -> str:
+    """ffmpeg's last stderr line: the one that says what went wrong."""
     lines = [ln for ln in (exc.stderr or b"").decode(errors="replace").splitlines() if ln.strip()]
     return lines[-1].strip() if lines else str(exc)
 
@@ -95,7 +102,13 @@ def peak_volume_db(path: Path, max_seconds: float) -> float | None:
 
 def probe_clip(path: Path, subtitles: Subtitles, audio_path: Path | None, max_audio_s: float, silence_db: float) -> ClipRecord:
     """Probe one clip with ffprobe (never with a decoder that can abort the process)."""
-    record = ClipRecord(name=path.stem, path=str(path.resolve()), subtitles=subtitles, audio_path=str(audio_path) if audio_path else None)
+    record = ClipRecord(
+        name=path.stem,
+        path=str(path.resolve()),
+        subtitles=subtitles,
+        audio_path=str(audio_path) if audio_path else None,
+        audio_sha256=sha256_of(audio_path) if audio_path else None,
+    )
     record.bytes = path.stat().st_size
     if record.bytes == 0:
         return record.model_copy(update={"status": ClipStatus.invalid, "error": "empty file (0 bytes)"})
@@ -104,7 +117,7 @@ def probe_clip(path: Path, subtitles: Subtitles, audio_path: Path | None, max_au
         # -count_packets demuxes the whole file (no decoding): cheap, and it exposes truncation.
         info = ffmpeg.probe(str(path), count_packets=None)
     except ffmpeg.Error as exc:
-        return record.model_copy(update={"status": ClipStatus.invalid, "error": f"ffprobe cannot read it: {_ffmpeg_reason(exc)}"})
+        return record.model_copy(update={"status": ClipStatus.invalid, "error": f"ffprobe cannot read it: {ffmpeg_error_reason(exc)}"})
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic") != 1), None)
     if video is None:
@@ -129,6 +142,14 @@ def probe_clip(path: Path, subtitles: Subtitles, audio_path: Path | None, max_au
     if peak < silence_db:
         return record.model_copy(update={"status": ClipStatus.silent, "error": f"silent audio (peak {peak} dB < {silence_db} dB)"})
     return record
+
+
+def duplicate_name_records(corpus: Corpus) -> list[ClipRecord]:
+    first = {p.stem: p.name for p in corpus.clips}
+    return [
+        ClipRecord(name=p.name, path=str(p.resolve()), status=ClipStatus.invalid, error=f"duplicate clip name: {first[p.stem]} is clip {p.stem}")
+        for p in corpus.duplicates
+    ]
 
 
 def missing_clip_records(corpus: Corpus) -> list[ClipRecord]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import ffmpeg
 
-from flows.isolation import IsolatedPool
+from flows.isolation import DecoderCrashed, IsolatedPool
+from flows.stages.ingest import ffmpeg_error_reason
 from schemas.config import MediaConfig, stable_hash
 from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
@@ -66,34 +67,65 @@ def extract_audio(source: str, wav: str, config: MediaConfig) -> None:
     )
 
 
+class UndecodableMedia(Exception):
+    """The file itself cannot be decoded: a fact about its content, safe to remember."""
+
+
 class MediaPrep:
+    """Frames and audio are cached apart, each under the hash of its own settings: changing the
+    audio cap does not re-decode frames (nor re-ask the visual clue), and the other way round."""
+
     def __init__(self, cache_dir: Path, config: MediaConfig, pool: IsolatedPool) -> None:
         self.cache_dir, self.config, self.pool = cache_dir, config, pool
-        self.config_hash = stable_hash(config.model_dump())
+        self.frames_hash = stable_hash([config.frames_per_second, config.max_frames, config.frame_max_side, config.jpeg_quality])
+        self.audio_hash = stable_hash([config.audio_sample_rate, config.audio_max_seconds])
+        self._locks: dict[str, asyncio.Lock] = {}  # clips with the same content share one cache entry
 
-    def _dir(self, record: ClipRecord) -> Path:
-        return self.cache_dir / record.sha256[:2] / record.sha256 / self.config_hash
+    async def prepare(self, record: ClipRecord, with_audio: bool) -> PreparedMedia:
+        """Frames (and audio when asked for) of one clip, from the cache when this content was seen."""
+        lock = self._locks.setdefault(record.sha256, asyncio.Lock())
+        async with lock:
+            frames, times = await self._frames(record)
+            wav = await self._audio(record) if with_audio else None
+        return PreparedMedia(frames=frames, frame_times=times, wav=wav)
 
-    async def prepare(self, record: ClipRecord) -> PreparedMedia:
-        """Frames and audio for one clip; reuses the cache when the same content was prepared before."""
-        out = self._dir(record)
-        marker = out / "media.json"
+    async def _frames(self, record: ClipRecord) -> tuple[list[str], list[float]]:
+        out = self.cache_dir / record.sha256[:2] / record.sha256 / f"frames-{self.frames_hash}"
+        marker = out / "frames.json"
         if marker.is_file():
-            return PreparedMedia.model_validate_json(marker.read_text())
+            cached = json.loads(marker.read_text())
+            return cached["frames"], cached["times"]
         out.mkdir(parents=True, exist_ok=True)
         width, height = scaled_size(record.width or 2, record.height or 2, self.config.frame_max_side)
         count = frame_count(record.duration or 0.0, self.config)
-        frames, times = await self.pool.run(decode_frames, record.path, str(out), count, width, height, self.config.jpeg_quality)
-        wav = None
-        if record.has_audio:
-            wav = str(out / "audio.wav")
-            try:
-                await asyncio.to_thread(extract_audio, record.audio_path or record.path, wav, self.config)
-            except ffmpeg.Error as exc:
-                raise RuntimeError(f"audio extraction failed: {(exc.stderr or b'').decode(errors='replace').strip().splitlines()[-1:]}") from exc
-        media = PreparedMedia(frames=frames, frame_times=times, wav=wav)
-        # Written last and renamed into place: a killed run never leaves a marker for half-written media.
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(media.model_dump()))
-        tmp.replace(marker)
-        return media
+        try:
+            frames, times = await self.pool.run(decode_frames, record.path, str(out), count, width, height, self.config.jpeg_quality)
+        except (DecoderCrashed, ValueError) as exc:
+            raise UndecodableMedia(decode_error_message(exc)) from exc
+        except Exception as exc:
+            if type(exc).__name__ == "DECORDError":  # decord's own error type, re-raised from the worker
+                raise UndecodableMedia(decode_error_message(exc)) from exc
+            raise
+        # Written last and renamed into place: a killed run never leaves a marker for half-written frames.
+        _write_atomically(marker, json.dumps({"frames": frames, "times": times}))
+        return frames, times
+
+    async def _audio(self, record: ClipRecord) -> str:
+        source_sha = record.audio_sha256 or record.sha256
+        wav = self.cache_dir / source_sha[:2] / source_sha / f"audio-{self.audio_hash}.wav"
+        if wav.is_file():
+            return str(wav)
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        tmp = wav.with_name(wav.stem + ".tmp.wav")
+        try:
+            await asyncio.to_thread(extract_audio, record.audio_path or record.path, str(tmp), self.config)
+        except ffmpeg.Error as exc:
+            raise UndecodableMedia(f"cannot decode audio: {ffmpeg_error_reason(exc)}") from exc
+        tmp.replace(wav)
+        return str(wav)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

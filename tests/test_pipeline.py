@@ -1,0 +1,150 @@
+"""The per-clip pipeline's branches, deterministically: a scripted OpenAI-compatible server answers
+each role (or fails it on demand), so each rule of the pipeline can be shown by counting requests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from data import synth_clips as synth
+from flows.checkpoint import Checkpoint
+from flows.engine import Engine
+from flows.stages.ingest import probe_clip
+from schemas.config import EngineConfig, Endpoint, MediaConfig, MediaTransport, RoleConfig, Sampling
+from schemas.manifest import Subtitles
+from tests.test_client_faults import ScriptedServer, completion
+
+REPLIES = {
+    "ClueReply": {"clues": "raised voice, fast speech", "emotional_states": ["angry"]},
+    "DescriptionReply": {"subtitle_analysis": "'always' shows frustration", "description": "In the video ...; in the audio ...; in the text ..."},
+    "TranslationReply": {"translation": "视频中……"},
+    "LabelsReply": {"labels": ["Angry", "frustrated"]},
+}
+
+
+def role_of(body: dict) -> str:
+    schema = body["response_format"]["json_schema"]["name"]
+    if schema == "ClueReply":
+        return "audio_clue" if "listens" in body["messages"][0]["content"] else "visual_clue"
+    return {"DescriptionReply": "disambiguation", "TranslationReply": "translation", "LabelsReply": "labels"}[schema]
+
+
+class Models:
+    """The scripted server, with a switchboard of roles to fail and a log of roles asked."""
+
+    def __init__(self):
+        self.failing: dict[str, int] = {}
+        self.server = ScriptedServer(handler=self.answer)
+
+    def answer(self, body):
+        role = role_of(body)
+        if role in self.failing:
+            return self.failing[role], {"error": {"message": "injected"}}
+        return completion(json.dumps(REPLIES[body["response_format"]["json_schema"]["name"]], ensure_ascii=False))
+
+    def asked(self) -> list[str]:
+        roles = [role_of(b) for b in self.server.requests]
+        self.server.requests.clear()
+        return roles
+
+
+@pytest.fixture
+def models():
+    m = Models()
+    yield m
+    m.server.close()
+
+
+def config_for(url: str, **labels) -> EngineConfig:
+    def role(name, media=MediaTransport.none, **kw):
+        return RoleConfig(endpoints=[Endpoint(base_url=url, model="m")], prompt=name, media=media, max_retries=0, max_reasks=0, **kw)
+
+    return EngineConfig(
+        roles={
+            "audio_clue": role("audio_clue", MediaTransport.input_audio),
+            "visual_clue": role("visual_clue", MediaTransport.frames),
+            "disambiguation": role("disambiguation"),
+            "translation": role("translation"),
+            "labels": role("labels", **labels),
+        },
+        media=MediaConfig(max_frames=2, frame_max_side=64),
+    )
+
+
+def annotate(config: EngineConfig, tmp_path, records):
+    checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    try:
+        with Engine(config, tmp_path, checkpoint) as engine:
+            return engine.annotate(records)
+    finally:
+        checkpoint.close()
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, good_clip):
+    silent = synth.silent_clip(tmp_path_factory.mktemp("s") / "silent.mp4")
+    subs = Subtitles(chinese="你为什么总是这样？", english="Why are you always like this?")
+    return {
+        "talking": probe_clip(good_clip, subs, None, 30, -60),
+        "silent": probe_clip(silent, Subtitles(english="..."), None, 30, -60),
+        "chinese_only": probe_clip(good_clip, Subtitles(chinese="你为什么总是这样？"), None, 30, -60).model_copy(update={"name": "zh"}),
+    }
+
+
+def test_a_talking_clip_gets_every_stage(models, records, tmp_path):
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    assert row.complete and not row.errors
+    assert sorted(models.asked()) == sorted(["audio_clue"] * 2 + ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])
+    assert row.audio_clue.with_subtitle.emotional_states == ["angry"] and row.visual_clue.without_subtitle
+    assert (row.description_zh, row.labels) == ("视频中……", ["angry", "frustrated"])
+
+
+def test_media_parts_follow_each_roles_transport(models, records, tmp_path):
+    annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    parts = {role_of(b): [p["type"] for p in b["messages"][-1]["content"]] for b in models.server.requests if isinstance(b["messages"][-1]["content"], list)}
+    assert parts["audio_clue"] == ["input_audio", "text"]
+    assert parts["visual_clue"] == ["image_url", "image_url", "text"]
+
+
+def test_a_server_outage_stops_the_clip_and_the_next_run_asks_only_what_is_missing(models, records, tmp_path):
+    models.failing = {"visual_clue": 503}
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    assert not row.complete and [e.stage for e in row.errors] == ["visual_clue"]
+    assert "disambiguation" not in models.asked()  # nothing built on the gap
+
+    models.failing = {}
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    assert row.complete
+    assert sorted(models.asked()) == sorted(["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])  # audio clue kept
+
+
+def test_no_clue_means_no_description_and_the_verdict_is_kept(models, records, tmp_path):
+    models.failing = {"visual_clue": 400, "audio_clue": 400}
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    assert row.audio_clue is None and row.visual_clue is None and not row.complete
+    assert "skipped: no clue to disambiguate" in [e.message for e in row.errors]
+    assert "disambiguation" not in models.asked()
+    annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    assert models.asked() == []  # a request the server rejects is not sent again
+
+
+def test_a_silent_clip_is_complete_without_an_audio_clue(models, records, tmp_path):
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["silent"]])
+    assert row.complete and row.audio_clue is None and row.clip_status == "silent"
+    assert "audio_clue" not in models.asked()
+    assert [e.message.split(":")[0] for e in row.errors] == ["skipped"]
+
+
+def test_a_chinese_only_subtitle_is_translated_and_read_in_english(models, records, tmp_path):
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["chinese_only"]])
+    assert row.complete and row.subtitle_english_translated == "视频中……"
+    asks = models.server.requests
+    assert role_of(asks[0]) == "translation" and "你为什么总是这样？" in asks[0]["messages"][-1]["content"]
+
+
+def test_a_changed_role_setting_re_runs_only_that_stage(models, records, tmp_path):
+    annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    models.asked()
+    annotate(config_for(models.server.url, sampling=Sampling(max_tokens=100)), tmp_path, [records["talking"]])
+    assert models.asked() == ["labels"]
