@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from pydantic import ValidationError
@@ -177,7 +178,7 @@ class RoleClient:
             prompt_id=self.prompt.id,
             prompt_version=self.prompt.version,
             model=slot.endpoint.model,
-            server=slot.endpoint.base_url,
+            server=public_url(slot.endpoint.base_url),
             sampling=json.dumps(self.config.sampling.model_dump(), sort_keys=True),
             config_hash=self.config_hash,
             finish_reason=finish,
@@ -191,6 +192,14 @@ class RoleClient:
 
 
 _REASK = "That reply was not usable ({error}). Answer again with only the JSON object the schema asks for."
+
+
+def public_url(url: str) -> str:
+    """A URL fit for provenance: credentials and query strings (where tokens hide) removed."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _short(text: str, limit: int = 300) -> str:

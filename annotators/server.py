@@ -101,12 +101,6 @@ class VLLMServer:
         self._proc.wait()
         self._proc = None
 
-    def __enter__(self) -> "VLLMServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:

@@ -12,7 +12,6 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -48,17 +47,6 @@ class Checkpoint:
             self._db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)", (stage, config_hash, clip_sha, int(ok), blob)
             )
-
-    def count(self, stage: str, config_hash: str | None = None) -> int:
-        sql, args = "SELECT COUNT(*) FROM results WHERE stage=?", [stage]
-        if config_hash is not None:
-            sql, args = sql + " AND config_hash=?", [*args, config_hash]
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()[0]
-
-    def stages(self) -> Iterable[tuple[str, int]]:
-        with self._lock:
-            return self._db.execute("SELECT stage, COUNT(*) FROM results GROUP BY stage").fetchall()
 
     def close(self) -> None:
         with self._lock:

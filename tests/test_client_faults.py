@@ -121,6 +121,13 @@ def test_invalid_output_is_re_asked_then_kept_raw_with_an_error(scripted):
     assert server.requests[1]["seed"] != server.requests[0]["seed"]
 
 
+def test_provenance_never_carries_credentials_in_urls():
+    from annotators.client import public_url
+
+    assert public_url("https://user:sk-123@api.example.org:8443/v1?key=sk-456") == "https://api.example.org:8443/v1"
+    assert public_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
 def test_bad_request_is_not_retried(scripted):
     server = scripted([(400, {"error": {"message": "image input not supported"}})])
     answer = ask(server.url, max_retries=3, max_reasks=2)
