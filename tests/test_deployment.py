@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,11 +23,42 @@ from tests.conftest import ROOT, free_port, served_requests, write_flow_config
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
+def start_postgres(root: Path) -> tuple[str, callable]:
+    """A private PostgreSQL cluster from Debian's packages (what the compose stack runs), on loopback."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    assert bins, "PostgreSQL is not installed (scripts/setup installs Debian's postgresql)"
+    pg, port = bins[-1], free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.chown(root, "postgres")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
+    subprocess.run([*as_postgres, str(pg / "initdb"), "-D", str(root / "db"), "--auth=trust", "-U", "postgres"], check=True, capture_output=True)
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_postgres, str(pg / "pg_ctl"), "-D", str(root / "db"), "-o", options, "-l", str(root / "log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"], check=True, capture_output=True)
+
+    def stop() -> None:
+        subprocess.run([*as_postgres, str(pg / "pg_ctl"), "-D", str(root / "db"), "-m", "fast", "stop"], capture_output=True)
+
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect", stop
+
+
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-server")
+    yield from _prefect_server(tmp_path_factory.mktemp("prefect-server"), {})
+
+
+@pytest.fixture(scope="module")
+def prefect_server_on_postgres(tmp_path_factory):
+    url, stop = start_postgres(Path(tempfile.mkdtemp(prefix="pg-")))
+    try:
+        yield from _prefect_server(tmp_path_factory.mktemp("prefect-pg"), {"PREFECT_API_DATABASE_CONNECTION_URL": url})
+    finally:
+        stop()
+
+
+def _prefect_server(home: Path, settings: dict):
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **settings}
     env.pop("PREFECT_API_URL", None)
     server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
                               stdout=(home / "server.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -55,15 +87,18 @@ def prefect_server(tmp_path_factory):
                 proc.wait(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def deployed(prefect_server, tmp_path_factory):
+def deploy(server_env: dict, defaults: Path) -> dict:
     """`prefect deploy --all` as an operator runs it, with the deployment's defaults from the environment."""
-    defaults = tmp_path_factory.mktemp("defaults")
-    env = {**prefect_server, "EMER_PROJECT_DIR": str(ROOT), "EMER_CORPUS": str(ROOT / "data" / "sample"),
+    env = {**server_env, "EMER_PROJECT_DIR": str(ROOT), "EMER_CORPUS": str(ROOT / "data" / "sample"),
            "EMER_OUT": str(defaults / "out"), "EMER_CONFIG": str(ROOT / "data" / "configs" / "cpu-tiny.toml")}
     done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return prefect_server
+    return server_env
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_server, tmp_path_factory):
+    return deploy(prefect_server, tmp_path_factory.mktemp("defaults"))
 
 
 def run_deployment(env: dict, **params) -> None:
@@ -107,3 +142,11 @@ def test_deployment_runs_build_and_later_runs_are_incremental(deployed, servers,
     assert grown["clips"] == first["clips"] + 1
     names = {r["name"] for f in (out / "data").glob("*.parquet") for r in pq.read_table(f, columns=["name"]).to_pylist()}
     assert "sample_00000003" in names
+
+
+def test_the_deployment_runs_on_a_postgresql_backed_server(prefect_server_on_postgres, servers, mer_corpus, tmp_path):
+    env = deploy(prefect_server_on_postgres, tmp_path / "defaults")
+    out = tmp_path / "out"
+    run_deployment(env, corpus=str(mer_corpus), out_dir=str(out), config_path=str(write_flow_config(tmp_path / "c.toml", servers)))
+    summary = json.loads((out / "build.json").read_text())
+    assert summary["splits"]["train"] >= 3 and sum(summary["splits"].values()) == summary["clips"]
