@@ -1,4 +1,5 @@
-"""Command line: `emer-coarse build CORPUS --out DIR [--config FILE]` runs the build-coarse flow."""
+"""Command line: `emer-coarse build CORPUS --out DIR [--config FILE]` runs the build-coarse flow;
+`emer-coarse push OUT --repo ORG/NAME [--public]` runs the push-coarse flow (token from HF_TOKEN)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,36 @@ def build(
         finally:
             run_progress.remove_listener(listener)
     console.print_json(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command()
+def push(
+    out: Path = typer.Argument(..., exists=True, file_okay=False, help="A build-coarse output folder"),
+    repo: str = typer.Option(..., "--repo", "-r", help="Dataset repo on the Hub, ORG/NAME"),
+    public: bool = typer.Option(False, "--public", help="Create the repo public (default: private)"),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Hub URL (default: HF_ENDPOINT, else huggingface.co)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Stage what would be uploaded into OUT/.push and stop"),
+) -> None:
+    """Push the gated rows (the train split) and the dataset card to the Hub; the failed split stays local.
+
+    The token is read from the HF_TOKEN environment variable only.
+    """
+    from flows import publish
+
+    try:
+        if dry_run:
+            staged = publish.stage(out)
+            console.print_json(json.dumps({"staged": str(staged.folder), "files": staged.files, "rows": staged.rows, "held_back": staged.held_back}))
+            return
+        publish.hub_token()  # before Prefect starts: a missing token is the commonest mistake
+        apply_prefect_defaults()
+        from flows.push_coarse import push_coarse  # Prefect import is slow: keep --help fast
+
+        result = push_coarse(out_dir=str(out), repo_id=repo, private=not public, endpoint=endpoint)
+    except publish.PushError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2)
+    console.print_json(json.dumps(result, ensure_ascii=False))
 
 
 @app.command("make-sample")
