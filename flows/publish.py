@@ -32,17 +32,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from flows.stages.export import LICENCE
+
 TOKEN_ENV = "HF_TOKEN"
 ENDPOINT_ENV = "HF_ENDPOINT"
 PUBLISHED_SPLIT = "train"  # the gated rows; `failed` (rejected and errored rows) is never published
 LOCAL_SPLITS = ("failed",)
 STAGING = ".push"
-
-LICENCE = """## Licence
-
-Clips from the MER corpora are under the MER EULA (academic use only, no redistribution); data derived
-from them inherits those terms.
-"""
 
 log = logging.getLogger(__name__)
 

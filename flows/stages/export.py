@@ -16,7 +16,12 @@ from schemas.arrow import arrow_schema, features, to_table
 from schemas.manifest import ClipRecord
 from schemas.row import CoarseRow
 
-SPLITS = ("train", "failed")  # train: every stage answered; failed: bad clips and failed stages, with reasons
+SPLITS = ("train", "failed")
+LICENCE = """## Licence
+
+Clips from the MER corpora are under the MER EULA (academic use only, no redistribution); data derived
+from them inherits those terms.
+"""  # train: every stage answered; failed: bad clips and failed stages, with reasons
 
 
 def split_of(row: CoarseRow) -> str:
@@ -141,11 +146,7 @@ Chinese, open-vocabulary emotion labels and per-stage provenance (prompt version
 
 Most frequent labels: {top}
 
-## Licence
-
-Clips from the MER corpora are under the MER EULA (academic use only, no redistribution); data derived
-from them inherits those terms.
-
+{LICENCE}
 ```json
 {json.dumps(summary, ensure_ascii=False, indent=1)}
 ```
