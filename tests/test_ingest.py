@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from data import synth_clips as synth
 from flows.stages.ingest import discover, missing_clip_records, probe_clip, read_subtitles
 from schemas.manifest import ClipStatus, Subtitles
@@ -24,6 +26,21 @@ def test_transcription_table_with_chinese_only(tmp_path):
     table.write_text("name,chinese\nsample_00000001.mp4,我很好\nsample_00000002,\n", encoding="utf-8-sig")
     subs = read_subtitles(table)
     assert subs == {"sample_00000001": Subtitles(chinese="我很好"), "sample_00000002": Subtitles()}
+
+
+def test_bad_subtitle_rows_are_reported_not_dropped_silently(tmp_path, caplog):
+    table = tmp_path / "subtitles.csv"
+    table.write_text("name,chinese,english\n,孤儿行,orphan\na,一,one\na,二,two\n", encoding="utf-8")
+    subs = read_subtitles(table)
+    assert subs == {"a": Subtitles(chinese="二", english="two")}
+    assert "line 2: no clip name" in caplog.text and "line 4: a appears again" in caplog.text
+
+
+def test_a_table_without_a_name_column_is_a_clear_error(tmp_path):
+    table = tmp_path / "subtitles.csv"
+    table.write_text("clip,chinese\na,一\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no 'name' column"):
+        read_subtitles(table)
 
 
 def test_plain_folder_without_table(tmp_path, good_clip):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v"}
 # MER2025 ships subtitle_chieng.csv (name, chinese, english); MER2023/2024 transcription CSVs (name, chinese[, english]).
 SUBTITLE_TABLES = ("subtitle_chieng.csv", "transcription-merge.csv", "transcription.csv", "subtitles.csv")
+log = logging.getLogger(__name__)
 _MAX_VOLUME = re.compile(r"max_volume:\s*(-?[\d.]+|-inf) dB")
 
 
@@ -48,10 +50,13 @@ def read_subtitles(table: Path) -> dict[str, Subtitles]:
         columns = {c.strip().lower(): c for c in reader.fieldnames or []}
         if "name" not in columns:
             raise ValueError(f"{table}: no 'name' column (columns: {reader.fieldnames})")
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
             name = Path((row.get(columns["name"]) or "").strip()).stem
             if not name:
+                log.warning("%s line %d: no clip name, row ignored: %s", table, line, row)
                 continue
+            if name in out:
+                log.warning("%s line %d: %s appears again; the later row is used", table, line, name)
             cell = lambda key: ((row.get(columns[key]) or "").strip() or None) if key in columns else None  # noqa: E731
             out[name] = Subtitles(chinese=cell("chinese"), english=cell("english"))
     return out
