@@ -14,10 +14,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.checkpoint import Checkpoint
-from flows.engine import Engine, config_fingerprint, lineup
+from flows.engine import close_engines, config_fingerprint, engine_for, lineup, local_servers
 from flows.progress import Progress
 from flows.stages import export as out
 from flows.stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
@@ -55,14 +55,34 @@ def _probe_cached(path: Path, subs: Subtitles, audio_dir: Path | None, media: Me
 
 
 @task(name="annotate-batch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def annotate_batch(index: int, records: list[ClipRecord], engine: Engine, parts_dir: Path) -> list[ClipRecord]:
-    """Annotate a batch; returns its manifest records, updated where decoding found a clip broken."""
-    rows = engine.annotate(records)
+def annotate_batch(index: int, records: list[ClipRecord], config: EngineConfig, state_dir: Path, parts_dir: Path) -> tuple[list[ClipRecord], int]:
+    """Annotate a batch in whatever process runs it; returns its manifest records (updated where
+    decoding found a clip broken) and the model requests it made. Parameters are plain data, so a
+    distributed runner can ship the task to another machine's worker."""
+    rows, calls = engine_for(config, state_dir).annotate(records)
     out.write_batch_parts(rows, parts_dir, index)
-    return [
+    records = [
         rec if row.clip_status == rec.status.value else rec.model_copy(update={"status": ClipStatus(row.clip_status), "error": row.clip_error})
         for rec, row in zip(records, rows)
     ]
+    return records, calls
+
+
+def batch_runner(config: EngineConfig) -> TaskRunner:
+    """Threads in this process (the default), or a Dask cluster: an existing one at `dask_address`,
+    else a local one of `dask_workers` processes. Model servers are shared either way."""
+    if config.task_runner == "dask":
+        import dask
+        from prefect_dask import DaskTaskRunner
+
+        # Workers decode media in child processes (flows/isolation.py); daemonic workers may not
+        # have children. An existing cluster needs the same setting on its workers.
+        dask.config.set({"distributed.worker.daemon": False})
+
+        if config.dask_address:
+            return DaskTaskRunner(address=config.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": config.dask_workers, "threads_per_worker": config.task_workers, "processes": True})
+    return ThreadPoolTaskRunner(max_workers=config.task_workers)
 
 
 @task(name="export", cache_policy=NO_CACHE)
@@ -106,16 +126,21 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
         parts_dir = out_path / ".parts"  # per output: runs for other outputs may share the state dir
         shutil.rmtree(parts_dir, ignore_errors=True)  # batches are re-cut each run; rows come from the checkpoint
         progress = Progress(len(records))
-        with Engine(config, state_dir, checkpoint) as engine, ThreadPoolTaskRunner(max_workers=config.task_workers) as runner:
+        model_calls = 0
+        with local_servers(config, state_dir), batch_runner(config) as runner:
             futures = [
-                runner.submit(annotate_batch, {"index": i, "records": batch, "engine": engine, "parts_dir": parts_dir})
+                runner.submit(annotate_batch, {"index": i, "records": batch, "config": config, "state_dir": state_dir, "parts_dir": parts_dir})
                 for i, batch in enumerate(batched(records, config.batch_size))
             ]
             records = []
-            for future in futures:
-                records += future.result()
-                progress.advance(len(future.result()))
-            model_calls = engine.model_calls
+            try:
+                for future in futures:
+                    batch_records, calls = future.result()
+                    records += batch_records
+                    model_calls += calls
+                    progress.advance(len(batch_records))
+            finally:
+                close_engines()  # this process's engine (the threads runner's); workers close their own
         out.write_manifest(records, out_path / "manifest.parquet")
         summary = export(parts_dir, out_path, state_dir, config, str(corpus))
     finally:

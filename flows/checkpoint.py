@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS results (
 class Checkpoint:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Several processes (Dask workers on one host) may write at once: wait for the lock, don't fail.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=120)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)

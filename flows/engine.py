@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 from pathlib import Path
 
 from annotators.client import EndpointPool, RoleClient, role_config_hash
@@ -13,7 +16,7 @@ from annotators.server import VLLMServer
 from flows.checkpoint import Checkpoint
 from flows.gateway import Gateway
 from flows.isolation import IsolatedPool
-from flows.pipeline import ClipPipeline
+from flows.pipeline import ClipPipeline, count_calls
 from flows.stages.clues import AudioClueStage, VisualClueStage
 from flows.stages.disambiguation import DisambiguationStage
 from flows.stages.labels import LabelsStage
@@ -49,12 +52,6 @@ class Engine:
 
     def __enter__(self) -> "Engine":
         try:
-            servers = [VLLMServer(spec, self.state_dir) for spec in self.config.servers]
-            for server in servers:
-                self._stack.callback(server.stop)
-            # Started side by side: each spends most of a minute compiling and warming up.
-            with ThreadPoolExecutor(max(1, len(servers))) as starter:
-                list(starter.map(VLLMServer.start, servers))
             self.gateway = Gateway()
             self._stack.callback(self.gateway.close)
             self.pool = IsolatedPool(self.config.decode_workers)
@@ -87,15 +84,15 @@ class Engine:
         extra = {"audio_clue": media.audio_hash, "visual_clue": media.frames_hash}.get(role)
         return RoleClient(role, cfg, prompt, role_config_hash(role, cfg, prompt, REPLY_MODELS[role], extra), endpoints)
 
-    def annotate(self, records: list[ClipRecord]) -> list[CoarseRow]:
-        async def batch() -> list[CoarseRow]:
-            return list(await asyncio.gather(*(self.pipeline.run_safely(r) for r in records)))
+    def annotate(self, records: list[ClipRecord]) -> tuple[list[CoarseRow], int]:
+        """Rows for a batch, and the model requests this batch made (checkpoint hits excluded)."""
+
+        async def batch() -> tuple[list[CoarseRow], int]:
+            counter = count_calls()
+            rows = list(await asyncio.gather(*(self.pipeline.run_safely(r) for r in records)))
+            return rows, counter.n
 
         return self.gateway.run(batch())
-
-    @property
-    def model_calls(self) -> int:
-        return self.pipeline.model_calls
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -103,3 +100,43 @@ class Engine:
 
 def config_fingerprint(config: EngineConfig) -> str:
     return stable_hash(lineup(config))
+
+
+# One engine per process and configuration: batch tasks on threads share the driver's, and on a
+# distributed runner (Dask) each worker process builds its own from the task's parameters.
+_engines: dict[tuple[str, str], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(config: EngineConfig, state_dir: Path) -> Engine:
+    key = (stable_hash(config.model_dump(mode="json")), str(state_dir))
+    with _engines_lock:
+        if key not in _engines:
+            checkpoint = Checkpoint(state_dir / "checkpoint.sqlite")
+            engine = Engine(config, state_dir, checkpoint).__enter__()
+            engine._stack.callback(checkpoint.close)
+            _engines[key] = engine
+        return _engines[key]
+
+
+def close_engines() -> None:
+    with _engines_lock:
+        while _engines:
+            _engines.popitem()[1].__exit__(None, None, None)
+
+
+atexit.register(close_engines)  # a Dask worker's engine lives as long as the worker
+
+
+@contextmanager
+def local_servers(config: EngineConfig, state_dir: Path) -> Iterator[None]:
+    """Start the config's vLLM servers for a run (driver only: workers just talk to them)."""
+    servers = [VLLMServer(spec, state_dir) for spec in config.servers]
+    try:
+        # Started side by side: each spends most of a minute compiling and warming up.
+        with ThreadPoolExecutor(max(1, len(servers))) as starter:
+            list(starter.map(VLLMServer.start, servers))
+        yield
+    finally:
+        for server in servers:
+            server.stop()

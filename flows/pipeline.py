@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from typing import Awaitable, Callable
 
 from flows.checkpoint import Checkpoint
@@ -24,6 +25,21 @@ from schemas.row import ClueSet, CoarseRow, StageError
 from schemas.stage import StageOutcome
 
 log = logging.getLogger(__name__)
+
+
+class _Calls:
+    n = 0
+
+
+# Requests are counted per batch: clips of one batch run as tasks that inherit this context.
+_calls: ContextVar[_Calls] = ContextVar("emer_batch_calls", default=_Calls())
+
+
+def count_calls() -> _Calls:
+    """Start counting the requests made by the coroutines spawned from the current context."""
+    counter = _Calls()
+    _calls.set(counter)
+    return counter
 
 
 class ClipPipeline:
@@ -45,7 +61,6 @@ class ClipPipeline:
         self.translation, self.labels = translation, labels
         # Bounds the media (base64 frames and audio) held at once across all batches in flight.
         self._in_flight = asyncio.Semaphore(max_clips_in_flight)
-        self.model_calls = 0  # requests this run actually sent (checkpoint hits excluded)
 
     async def _step(self, stage: ModelStage, record: ClipRecord, inputs: object, run: Callable[[], Awaitable[StageOutcome]]) -> StageOutcome:
         key = f"{stage.config_hash}:{stable_hash(inputs)}"
@@ -53,7 +68,7 @@ class ClipPipeline:
         if cached is not None:
             return StageOutcome.model_validate(cached)
         outcome = await run()
-        self.model_calls += sum(c.attempts for c in outcome.calls)
+        _calls.get().n += sum(c.attempts for c in outcome.calls)
         if not outcome.transient:
             self.checkpoint.put(stage.name, key, record.sha256, outcome.model_dump(mode="json"), outcome.ok)
         return outcome

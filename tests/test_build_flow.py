@@ -161,3 +161,14 @@ def test_a_killed_run_resumes_to_the_same_dataset_without_redoing_work(built, se
 def servers_config_slow(servers, tmp_path) -> Path:
     """Small batches, one at a time: the run lasts long enough to be killed in the middle."""
     return write_flow_config(tmp_path / "slow.toml", servers, batch_size=1, task_workers=1)
+
+
+def test_a_local_dask_cluster_builds_the_same_dataset(built, servers, mer_corpus, tmp_path):
+    """Scale-out: batch tasks on Dask worker processes (each builds its own engine) against the same servers."""
+    reference, ref_summary, _ = built
+    config = write_flow_config(tmp_path / "dask.toml", servers, batch_size=2, task_workers=1, task_runner="dask", dask_workers=2)
+    out = tmp_path / "out"
+    before = total_requests(servers)
+    summary = build_coarse(str(mer_corpus), str(out), str(config))
+    assert summary["model_calls"] == total_requests(servers) - before == ref_summary["model_calls"]
+    assert dataset(out) == dataset(reference)

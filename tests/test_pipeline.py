@@ -72,13 +72,16 @@ def config_for(url: str, **labels) -> EngineConfig:
     )
 
 
-def annotate(config: EngineConfig, tmp_path, records):
+def annotate(config: EngineConfig, tmp_path, records, models: "Models"):
     checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
+    seen = len(models.server.requests)
     try:
         with Engine(config, tmp_path, checkpoint) as engine:
-            return engine.annotate(records)
+            rows, calls = engine.annotate(records)
     finally:
         checkpoint.close()
+    assert calls == len(models.server.requests) - seen  # the batch counts exactly the requests it made
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +96,7 @@ def records(tmp_path_factory, good_clip):
 
 
 def test_a_talking_clip_gets_every_stage(models, records, tmp_path):
-    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     assert row.complete and not row.errors
     assert sorted(models.asked()) == sorted(["audio_clue"] * 2 + ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])
     assert row.audio_clue.with_subtitle.emotional_states == ["angry"] and row.visual_clue.without_subtitle
@@ -101,7 +104,7 @@ def test_a_talking_clip_gets_every_stage(models, records, tmp_path):
 
 
 def test_media_parts_follow_each_roles_transport(models, records, tmp_path):
-    annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     parts = {role_of(b): [p["type"] for p in b["messages"][-1]["content"]] for b in models.server.requests if isinstance(b["messages"][-1]["content"], list)}
     assert parts["audio_clue"] == ["input_audio", "text"]
     assert parts["visual_clue"] == ["image_url", "image_url", "text"]
@@ -109,42 +112,42 @@ def test_media_parts_follow_each_roles_transport(models, records, tmp_path):
 
 def test_a_server_outage_stops_the_clip_and_the_next_run_asks_only_what_is_missing(models, records, tmp_path):
     models.failing = {"visual_clue": 503}
-    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     assert not row.complete and [e.stage for e in row.errors] == ["visual_clue"]
     assert "disambiguation" not in models.asked()  # nothing built on the gap
 
     models.failing = {}
-    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     assert row.complete
     assert sorted(models.asked()) == sorted(["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])  # audio clue kept
 
 
 def test_no_clue_means_no_description_and_the_verdict_is_kept(models, records, tmp_path):
     models.failing = {"visual_clue": 400, "audio_clue": 400}
-    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     assert row.audio_clue is None and row.visual_clue is None and not row.complete
     assert "skipped: no clue to disambiguate" in [e.message for e in row.errors]
     assert "disambiguation" not in models.asked()
-    annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     assert models.asked() == []  # a request the server rejects is not sent again
 
 
 def test_a_silent_clip_is_complete_without_an_audio_clue(models, records, tmp_path):
-    [row] = annotate(config_for(models.server.url), tmp_path, [records["silent"]])
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["silent"]], models)
     assert row.complete and row.audio_clue is None and row.clip_status == "silent"
     assert "audio_clue" not in models.asked()
     assert [e.message.split(":")[0] for e in row.errors] == ["skipped"]
 
 
 def test_a_chinese_only_subtitle_is_translated_and_read_in_english(models, records, tmp_path):
-    [row] = annotate(config_for(models.server.url), tmp_path, [records["chinese_only"]])
+    [row] = annotate(config_for(models.server.url), tmp_path, [records["chinese_only"]], models)
     assert row.complete and row.subtitle_english_translated == "视频中……"
     asks = models.server.requests
     assert role_of(asks[0]) == "translation" and "你为什么总是这样？" in asks[0]["messages"][-1]["content"]
 
 
 def test_a_changed_role_setting_re_runs_only_that_stage(models, records, tmp_path):
-    annotate(config_for(models.server.url), tmp_path, [records["talking"]])
+    annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     models.asked()
-    annotate(config_for(models.server.url, sampling=Sampling(max_tokens=100)), tmp_path, [records["talking"]])
+    annotate(config_for(models.server.url, sampling=Sampling(max_tokens=100)), tmp_path, [records["talking"]], models)
     assert models.asked() == ["labels"]
