@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from schemas.gates import GateVerdict, LabelView
 from schemas.replies import ClueReply
+from schemas.review import ReviewDecision
+from schemas.signals import ClipSignals
 
 
 class ModelCall(BaseModel):
@@ -52,5 +55,10 @@ class CoarseRow(BaseModel):
     description_zh: str | None = None
     labels: list[str] = Field(default_factory=list)
     complete: bool = Field(False, description="Every stage answered for this clip")
+    signals: ClipSignals | None = Field(None, description="Prosody, voice activity and faces measured from the clip")
+    label_views: list[LabelView] = Field(default_factory=list, description="Labels from independent annotators, for cross-validation")
+    gates: list[GateVerdict] = Field(default_factory=list, description="One verdict per quality gate")
+    review: ReviewDecision | None = Field(None, description="A human reviewer's decision, when a gate held the row back")
+    accepted: bool = Field(False, description="In the corpus: complete and every gate passed, or accepted by a reviewer")
     errors: list[StageError] = Field(default_factory=list)
     provenance: list[ModelCall] = Field(default_factory=list)
