@@ -43,6 +43,30 @@ def talking_clip(path: Path, text: str, *, size: str = "320x180", pattern: str =
     return path
 
 
+def portrait_image() -> Path:
+    """A photographic portrait that ships inside matplotlib (Grace Hopper): a real face, no download."""
+    from matplotlib import cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def face_clip(path: Path, text: str | None, *, seconds: float | None = None, voice: str = "en") -> Path:
+    """A talking head: a portrait, gently zooming, with `text` spoken (or digital silence for None)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if text:
+            wav = speech_wav(text, Path(tmp) / "speech.wav", voice)
+            duration = seconds or max(1.5, _duration(wav) + 0.3)
+            audio = ["-i", str(wav)]
+        else:
+            duration = seconds or 2.5
+            audio = ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono"]
+        video = f"scale=-2:240,pad=320:240:(ow-iw)/2:0,zoompan=z='1+0.0008*on':d=1:s=320x240:fps=25"
+        cmd = ["ffmpeg", "-y", "-v", "error", "-loop", "1", "-framerate", "25", "-i", str(portrait_image()), *audio, "-vf", video]
+        cmd += ["-af", "apad", "-t", str(duration), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100"]
+        _run(cmd + [str(path)])
+    return path
+
+
 def silent_clip(path: Path, seconds: float = 2.0, *, audio: bool = True) -> Path:
     """A readable video whose audio track is digital silence (or absent)."""
     cmd = ["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=25:duration={seconds}"]

@@ -21,6 +21,8 @@ from flows.stages.clues import AudioClueStage, VisualClueStage
 from flows.stages.disambiguation import DisambiguationStage
 from flows.stages.labels import LabelsStage
 from flows.stages.media_prep import MediaPrep
+from flows.stages import signal_roles
+from flows.stages.signals import MeasureSignalsStage
 from flows.stages.translation import TranslationStage
 from schemas.config import EngineConfig, stable_hash
 from schemas.manifest import ClipRecord
@@ -40,6 +42,9 @@ def lineup(config: EngineConfig) -> dict[str, dict]:
     """Role -> models, prompt id and version: what the dataset card and provenance report."""
     out = {}
     for role, cfg in config.roles.items():
+        if cfg.backend == "signals":
+            out[role] = signal_roles.lineup_entry()
+            continue
         prompt = load_prompt(cfg.prompt)
         out[role] = {"models": [ep.model for ep in cfg.endpoints], "prompt": f"{prompt.id}@{prompt.version}", "media": cfg.media.value}
     return out
@@ -60,16 +65,30 @@ class Engine:
             endpoints = EndpointPool()
             self._stack.callback(lambda: self.gateway.run(endpoints.aclose()))
             self._stack.callback(lambda: self.gateway.run(self.gateway.cancel_pending()))
-            clients = {role: self._client(role, media, endpoints) for role in self.config.roles}
+            served = {role for role, cfg in self.config.roles.items() if cfg.backend == "openai"}
+            clients = {role: self._client(role, media, endpoints) for role in served}
+
+            def pick(role: str, model_stage, signal_stage):
+                return model_stage(clients[role]) if role in served else signal_stage()
+
             self.pipeline = ClipPipeline(
                 checkpoint=self.checkpoint,
                 media=media,
-                audio_clue=AudioClueStage(clients["audio_clue"]),
-                visual_clue=VisualClueStage(clients["visual_clue"]),
-                subtitle_translation=TranslationStage(clients["translation"], "subtitle_translation", "zh_to_en"),
-                disambiguation=DisambiguationStage(clients["disambiguation"]),
-                translation=TranslationStage(clients["translation"], "translation", "en_to_zh"),
-                labels=LabelsStage(clients["labels"]),
+                signals=MeasureSignalsStage(self.pool, media.frames_hash + media.audio_hash),
+                audio_clue=pick("audio_clue", AudioClueStage, signal_roles.SignalAudioClueStage),
+                visual_clue=pick("visual_clue", VisualClueStage, signal_roles.SignalVisualClueStage),
+                subtitle_translation=pick(
+                    "translation",
+                    lambda c: TranslationStage(c, "subtitle_translation", "zh_to_en"),
+                    lambda: signal_roles.SignalTranslationStage("subtitle_translation", "zh_to_en"),
+                ),
+                disambiguation=pick("disambiguation", DisambiguationStage, signal_roles.SignalDisambiguationStage),
+                translation=pick(
+                    "translation",
+                    lambda c: TranslationStage(c, "translation", "en_to_zh"),
+                    lambda: signal_roles.SignalTranslationStage("translation", "en_to_zh"),
+                ),
+                labels=pick("labels", LabelsStage, signal_roles.SignalLabelsStage),
                 max_clips_in_flight=self.config.max_clips_in_flight,
             )
         except BaseException:

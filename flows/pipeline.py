@@ -17,11 +17,13 @@ from flows.stages.clues import AudioClueStage, VisualClueStage, clue_text
 from flows.stages.disambiguation import DisambiguationStage
 from flows.stages.labels import LabelsStage
 from flows.stages.media_prep import MediaPrep, UndecodableMedia
+from flows.stages.signals import MeasureSignalsStage
 from flows.stages.translation import TranslationStage
 from schemas.config import stable_hash
 from schemas.manifest import ClipRecord, ClipStatus
 from schemas.media import PreparedMedia
 from schemas.row import ClueSet, CoarseRow, StageError
+from schemas.signals import ClipSignals
 from schemas.stage import StageOutcome
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class ClipPipeline:
         self,
         checkpoint: Checkpoint,
         media: MediaPrep,
+        signals: MeasureSignalsStage,
         audio_clue: AudioClueStage,
         visual_clue: VisualClueStage,
         subtitle_translation: TranslationStage,
@@ -55,14 +58,14 @@ class ClipPipeline:
         labels: LabelsStage,
         max_clips_in_flight: int = 256,
     ) -> None:
-        self.checkpoint, self.media = checkpoint, media
+        self.checkpoint, self.media, self.signals = checkpoint, media, signals
         self.audio_clue, self.visual_clue = audio_clue, visual_clue
         self.subtitle_translation, self.disambiguation = subtitle_translation, disambiguation
         self.translation, self.labels = translation, labels
         # Bounds the media (base64 frames and audio) held at once across all batches in flight.
         self._in_flight = asyncio.Semaphore(max_clips_in_flight)
 
-    async def _step(self, stage: ModelStage, record: ClipRecord, inputs: object, run: Callable[[], Awaitable[StageOutcome]]) -> StageOutcome:
+    async def _step(self, stage: ModelStage | MeasureSignalsStage, record: ClipRecord, inputs: object, run: Callable[[], Awaitable[StageOutcome]]) -> StageOutcome:
         key = f"{stage.config_hash}:{stable_hash(inputs)}"
         cached = self.checkpoint.get(stage.name, key, record.sha256)
         if cached is not None:
@@ -117,6 +120,9 @@ class ClipPipeline:
                 row.errors.append(StageError(stage=stage, message=outcome.error or "no value", raw=outcome.raw))
             return outcome
 
+        measured = keep("signals", await self._step(self.signals, record, [record.audio_sha256, hears], lambda: self.signals.run(media)))
+        row.signals = signals = ClipSignals.model_validate(measured.value) if measured.ok else None
+
         subtitle = record.subtitles.english
         if not subtitle and record.subtitles.chinese:
             chinese = record.subtitles.chinese
@@ -126,9 +132,9 @@ class ClipPipeline:
             row.subtitle_english_translated = out.value["translation"] if out.ok else None
             subtitle = row.subtitle_english_translated or chinese  # the Chinese text still informs the LLM
 
-        visual = self._step(self.visual_clue, record, subtitle, lambda: self.visual_clue.run(record, media, subtitle))
+        visual = self._step(self.visual_clue, record, subtitle, lambda: self.visual_clue.run(record, media, subtitle, signals=signals))
         if hears:
-            audio = self._step(self.audio_clue, record, [subtitle, record.audio_sha256], lambda: self.audio_clue.run(record, media, subtitle))
+            audio = self._step(self.audio_clue, record, [subtitle, record.audio_sha256], lambda: self.audio_clue.run(record, media, subtitle, signals=signals))
             visual_out, audio_out = await asyncio.gather(visual, audio)
             keep("audio_clue", audio_out)
             row.audio_clue = ClueSet.model_validate(audio_out.value) if audio_out.value else None
@@ -146,7 +152,7 @@ class ClipPipeline:
         audio_text = clue_text(row.audio_clue, "(no usable audio: " + (record.error or "the audio clue failed") + ")")
         visual_text = clue_text(row.visual_clue, "(no visual clue available)")
         inputs = [subtitle, audio_text, visual_text]
-        desc = keep("disambiguation", await self._step(self.disambiguation, record, inputs, lambda: self.disambiguation.run(subtitle, audio_text, visual_text)))
+        desc = keep("disambiguation", await self._step(self.disambiguation, record, inputs, lambda: self.disambiguation.run(subtitle, audio_text, visual_text, audio=row.audio_clue, visual=row.visual_clue, signals=signals)))
         if not desc.ok:
             return row
         row.subtitle_analysis, row.description_en = desc.value["subtitle_analysis"], desc.value["description"]

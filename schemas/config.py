@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -47,8 +47,11 @@ class Sampling(BaseModel):
 
 
 class RoleConfig(BaseModel):
-    endpoints: list[Endpoint] = Field(min_length=1)
-    prompt: str = Field(description="Prompt id: annotators/prompts/<id>.toml")
+    backend: Literal["openai", "signals"] = Field(
+        "openai", description="openai: a model behind an OpenAI-compatible server; signals: the built-in annotators that measure the clip (no weights)"
+    )
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    prompt: str | None = Field(None, description="Prompt id: annotators/prompts/<id>.toml (openai backend)")
     sampling: Sampling = Field(default_factory=Sampling)
     media: MediaTransport = MediaTransport.none
     media_root: str | None = Field(
@@ -56,6 +59,12 @@ class RoleConfig(BaseModel):
     )
     max_retries: int = Field(4, ge=0, description="Transport retries with backoff on 5xx, timeouts and connection errors")
     max_reasks: int = Field(2, ge=0, description="Re-asks when a reply is cut off or does not validate")
+
+    @model_validator(mode="after")
+    def _served_roles_name_a_server(self) -> "RoleConfig":
+        if self.backend == "openai" and (not self.endpoints or not self.prompt):
+            raise ValueError("a role on the openai backend names its endpoints and its prompt")
+        return self
 
 
 class MediaConfig(BaseModel):

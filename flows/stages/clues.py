@@ -11,6 +11,7 @@ from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
 from schemas.replies import ClueReply
 from schemas.row import ClueSet
+from schemas.signals import ClipSignals
 from schemas.stage import StageOutcome
 
 
@@ -18,7 +19,8 @@ class ClueStage(ModelStage):
     def media_parts(self, record: ClipRecord, media: PreparedMedia) -> list[dict]:
         raise NotImplementedError
 
-    async def run(self, record: ClipRecord, media: PreparedMedia, subtitle: str | None) -> StageOutcome:
+    async def run(self, record: ClipRecord, media: PreparedMedia, subtitle: str | None, signals: ClipSignals | None = None) -> StageOutcome:
+        # `signals` (the clip's measurements) are for the signals backend; a model sees the media.
         parts = self.media_parts(record, media)
         prompt = self.client.prompt
         asks = {"without_subtitle": with_media(prompt.messages("without_subtitle"), parts)}

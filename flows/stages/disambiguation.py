@@ -10,7 +10,8 @@ from schemas.stage import StageOutcome
 class DisambiguationStage(ModelStage):
     name = "disambiguation"
 
-    async def run(self, subtitle: str | None, audio_clue: str, visual_clue: str) -> StageOutcome:
+    async def run(self, subtitle: str | None, audio_clue: str, visual_clue: str, **structured: object) -> StageOutcome:
+        # `structured` (clue sets, measurements) serves the signals backend; the model reads the texts.
         messages = self.client.prompt.messages(
             "default", subtitle=subtitle or "(no subtitle)", audio_clue=audio_clue, visual_clue=visual_clue
         )
