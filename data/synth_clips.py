@@ -50,8 +50,9 @@ def portrait_image() -> Path:
     return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
-def face_clip(path: Path, text: str | None, *, seconds: float | None = None, voice: str = "en") -> Path:
-    """A talking head: a portrait, gently zooming, with `text` spoken (or digital silence for None)."""
+def face_clip(path: Path, text: str | None, *, seconds: float | None = None, voice: str = "en", gain_db: float = 0.0) -> Path:
+    """A talking head: a portrait, gently zooming, with `text` spoken (or digital silence for None);
+    `gain_db` below 0 makes the voice quiet."""
     with tempfile.TemporaryDirectory() as tmp:
         if text:
             wav = speech_wav(text, Path(tmp) / "speech.wav", voice)
@@ -62,7 +63,7 @@ def face_clip(path: Path, text: str | None, *, seconds: float | None = None, voi
             audio = ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono"]
         video = f"scale=-2:240,pad=320:240:(ow-iw)/2:0,zoompan=z='1+0.0008*on':d=1:s=320x240:fps=25"
         cmd = ["ffmpeg", "-y", "-v", "error", "-loop", "1", "-framerate", "25", "-i", str(portrait_image()), *audio, "-vf", video]
-        cmd += ["-af", "apad", "-t", str(duration), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100"]
+        cmd += ["-af", f"volume={gain_db}dB,apad", "-t", str(duration), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100"]
         _run(cmd + [str(path)])
     return path
 
@@ -117,16 +118,18 @@ def write_subtitles(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 
 
 def make_sample_corpus(root: Path) -> Path:
-    """The README's sample: five talking clips, one silent clip, one empty file, one subtitle row without a clip."""
+    """The README's sample: five talking heads, a silent one, speech over a test pattern (no face),
+    an empty file, and a subtitle row without a clip."""
     if root.exists():
         shutil.rmtree(root)
     video = root / "video"
     video.mkdir(parents=True)
     for name, _, english in SAMPLE_LINES:
-        talking_clip(video / f"{name}.mp4", english or "I can manage on my own, it is fine.")
-    silent_clip(video / "sample_00000005.mp4")
+        face_clip(video / f"{name}.mp4", english or "I can manage on my own, it is fine.")
+    face_clip(video / "sample_00000005.mp4", None)
     empty_file(video / "sample_00000006.mp4")
-    rows = [*SAMPLE_LINES, ("sample_00000005", "", ""), ("sample_00000099", "这个视频丢失了。", "This clip is missing.")]
+    talking_clip(video / "sample_00000007.mp4", "Can anybody hear me? Hello?")
+    rows = [*SAMPLE_LINES, ("sample_00000005", "", ""), ("sample_00000007", "", "Can anybody hear me? Hello?"), ("sample_00000099", "这个视频丢失了。", "This clip is missing.")]
     write_subtitles(root / "subtitle_chieng.csv", rows)
     return root
 

@@ -87,11 +87,14 @@ def batch_runner(config: EngineConfig) -> TaskRunner:
 
 @task(name="export", cache_policy=NO_CACHE)
 def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str) -> dict:
-    parts = {split: sorted(parts_dir.glob(f"{split}-batch-*.parquet")) for split in out.SPLITS}
+    from review.decisions import load_decisions
+
+    decisions = load_decisions(out_dir)
+    parts, bounds = out.gate_parts(sorted(parts_dir.glob("rows-batch-*.parquet")), parts_dir / "gated", config.gates, decisions)
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     shards = {split: out.write_shards(files, data_dir, split, config.shard_rows) for split, files in parts.items()}
-    summary = out.summarise(parts)
+    summary = out.summarise(parts) | {"length_bounds": f"[{bounds.low}, {bounds.high}] words, {bounds.source}", "review_decisions": len(decisions)}
     hf_dir = out_dir / "hf"
     if hf_dir.exists():
         shutil.rmtree(hf_dir)

@@ -2,14 +2,14 @@
 
 `stage` copies exactly what will be uploaded into a folder of its own (by default `OUT/.push/`):
 
-- `data/train-NNNNN-of-NNNNN.parquet`: the `train` split, the rows that passed the gate (every stage
-  answered, `complete`); each shard is checked for it before it is staged;
+- `data/train-NNNNN-of-NNNNN.parquet`: the `train` split, the rows in the corpus (complete, and every
+  quality gate passed or a reviewer accepted them: `accepted`); each shard is checked for it before it is staged;
 - `README.md`: the build's card with its YAML `configs` reduced to the `train` split, the splits
   section rewritten to say what was published and what was held back, the gate's pass rate and the
   metric results (`metrics` in `build.json`, when a build records them); the line-up, prompt
   versions and licence text are kept as the build wrote them.
 
-The `failed` split (rejected and errored rows), the manifest, `hf/`, `build.json` and `.state/` stay
+The `review`, `rejected` and `failed` splits, the manifest, `hf/`, `build.json` and `.state/` stay
 local. `upload` then creates the dataset repo (private unless asked otherwise) and uploads that
 folder with one `upload_folder` call (huggingface_hub may cut a large upload into several commits),
 removing data files a previous push left that this one does not have. The token comes from the
@@ -36,8 +36,8 @@ from flows.stages.export import LICENCE
 
 TOKEN_ENV = "HF_TOKEN"
 ENDPOINT_ENV = "HF_ENDPOINT"
-PUBLISHED_SPLIT = "train"  # the gated rows; `failed` (rejected and errored rows) is never published
-LOCAL_SPLITS = ("failed",)
+PUBLISHED_SPLIT = "train"  # the accepted rows; held-back, rejected and errored rows are never published
+LOCAL_SPLITS = ("review", "rejected", "failed")
 STAGING = ".push"
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,10 @@ def _rows(paths: list[Path]) -> int:
 
 def _check_gated(paths: list[Path]) -> None:
     for path in paths:
-        complete = pq.read_table(path, columns=["complete"]).column("complete")
-        if len(complete) and (complete.null_count or not pc.all(complete).as_py()):
-            raise PushError(f"{path.name} holds rows that did not pass the gate (complete is false): refusing to publish it")
+        for column in ("complete", "accepted"):
+            values = pq.read_table(path, columns=[column]).column(column)
+            if len(values) and (values.null_count or not pc.all(values).as_py()):
+                raise PushError(f"{path.name} holds rows that did not pass the gates ({column} is false): refusing to publish it")
 
 
 def published_card(card: str, rows: int, held_back: dict[str, int], build: dict) -> str:
@@ -101,8 +102,9 @@ def published_card(card: str, rows: int, held_back: dict[str, int], build: dict)
 |---|---|
 | {PUBLISHED_SPLIT} | {rows} |
 
-Only rows that passed the gate are published: `{PUBLISHED_SPLIT}` holds clips every stage answered for.
-Rejected and errored rows stay with the builder and are not in this repository: {held}.
+Only rows in the corpus are published: `{PUBLISHED_SPLIT}` holds clips every stage answered for that
+passed every quality gate or that a human reviewer accepted. Rows held back for review, rejected and
+errored rows stay with the builder and are not in this repository: {held}.
 
 ## Gate
 
@@ -139,7 +141,7 @@ def stage(out_dir: Path | str, staging_dir: Path | str | None = None) -> Staged:
     if rows == 0:
         raise PushError(f"the {PUBLISHED_SPLIT} split of {out} is empty: no row passed the gate, nothing to publish")
     _check_gated(train)
-    held_back = {split: _rows(shards(out, split)) for split in LOCAL_SPLITS}
+    held_back = {split: _rows(shards(out, split)) for split in LOCAL_SPLITS if shards(out, split)}
     build_json = out / "build.json"
     build = json.loads(build_json.read_text(encoding="utf-8")) if build_json.is_file() else {}
 

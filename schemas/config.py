@@ -78,6 +78,49 @@ class MediaConfig(BaseModel):
     silence_threshold_db: float = Field(-60.0, description="Audio whose peak is below this is treated as silent")
 
 
+class ValidityGate(BaseModel):
+    enabled: bool = True
+    min_cjk_share_zh: float = Field(0.5, ge=0, le=1, description="Share of CJK among the letters of the Chinese text (quotes aside)")
+    max_label_words: int = Field(4, ge=1, description="A label longer than this is a sentence, not a label")
+
+
+class LengthGate(BaseModel):
+    """MER-Caption+ cut both tails of its description-length histogram; so do we, with fixed outer bounds
+    and, once the corpus is large enough to have a histogram, its own quantiles."""
+
+    enabled: bool = True
+    min_words: int = Field(15, ge=0, description="Shorter English descriptions are cut off or empty of reasoning")
+    max_words: int = Field(450, ge=1, description="EMER-Fine English descriptions average ~220 words")
+    lower_quantile: float = Field(0.01, ge=0, lt=0.5)
+    upper_quantile: float = Field(0.99, gt=0.5, le=1)
+    min_rows_for_quantiles: int = Field(200, ge=1, description="Below this many descriptions, only the fixed bounds apply")
+
+
+class AVMatchGate(BaseModel):
+    enabled: bool = True
+    min_speech_ratio: float = Field(0.15, ge=0, le=1, description="Share of the track with voice activity that counts as speech")
+    min_face_ratio: float = Field(0.3, ge=0, le=1, description="Share of sampled frames with a frontal face that counts as a visible face")
+
+
+class CrossValidationGate(BaseModel):
+    enabled: bool = True
+    min_agreement: float = Field(0.2, ge=0, le=1, description="EMER Avg the description's labels must reach against the best-agreeing clue")
+    reject_valence_conflict: bool = Field(True, description="Reject clips whose audio and visual clues point to opposite sentiments")
+
+
+class GroundingGate(BaseModel):
+    enabled: bool = True
+    rules: Path | None = Field(None, description="Rules file; default gates/grounding_rules.toml")
+
+
+class GatesConfig(BaseModel):
+    validity: ValidityGate = Field(default_factory=ValidityGate)
+    length: LengthGate = Field(default_factory=LengthGate)
+    av_match: AVMatchGate = Field(default_factory=AVMatchGate)
+    cross_validation: CrossValidationGate = Field(default_factory=CrossValidationGate)
+    grounding: GroundingGate = Field(default_factory=GroundingGate)
+
+
 class LocalServer(BaseModel):
     """A vLLM OpenAI server the engine starts itself (the embedded default, and tests)."""
 
@@ -125,6 +168,7 @@ class EngineConfig(BaseSettings):
     shard_rows: int = Field(10_000, ge=1, description="Rows per Parquet shard")
     state_dir: Path | None = Field(None, description="Media cache and stage results; default: <out>/.state")
     servers: list[LocalServer] = Field(default_factory=list, description="vLLM servers to start for the run")
+    gates: GatesConfig = Field(default_factory=GatesConfig)
 
     @field_validator("roles")
     @classmethod

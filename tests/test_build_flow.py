@@ -36,7 +36,13 @@ def rows(out: Path, split: str) -> list[dict]:
 
 
 def dataset(out: Path) -> dict[str, list[dict]]:
-    return {split: rows(out, split) for split in ("train", "failed")}
+    return {split: rows(out, split) for split in ("train", "review", "rejected", "failed")}
+
+
+def complete_rows(out: Path) -> dict[str, dict]:
+    """Rows every stage answered for: in the corpus, or held back by a gate (random weights write
+    noise, which the gates mostly send to review: tests/test_gates_build.py shows the gates' rules)."""
+    return {r["name"]: r for split in ("train", "review", "rejected") for r in rows(out, split)}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +82,7 @@ def test_every_clip_and_subtitle_row_is_accounted_for(built):
 
 def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
     out, _, _ = built
-    train = {r["name"]: r for r in rows(out, "train")}
+    train = complete_rows(out)
     assert set(train) == GOOD | {"sample_00000010", "sample_00000011"}
     for name, row in train.items():
         assert row["complete"] and row["description_en"] and row["description_zh"] and row["subtitle_analysis"]
@@ -100,6 +106,19 @@ def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
     assert train["sample_00000002"]["subtitle_english_translated"]
 
 
+def test_every_complete_row_is_judged_by_every_gate_and_routed_by_its_verdicts(built):
+    out, summary, _ = built
+    for split, expected in (("train", True), ("review", False)):
+        for row in rows(out, split):
+            assert [g["gate"] for g in row["gates"]] == ["validity", "length", "av_match", "cross_validation", "grounding"]
+            assert all(g["reason"] for g in row["gates"])
+            assert all(g["passed"] for g in row["gates"]) is expected and row["accepted"] is expected
+            assert row["signals"]["visual"]["frames"] >= 1
+    assert all(not r["gates"] for r in rows(out, "failed"))
+    # Test-pattern clips show no face: the A/V gate holds every one of them back.
+    assert summary["gates"]["av_match"]["passed"] == 0 and summary["gates"]["av_match"]["judged"] == len(complete_rows(out))
+
+
 def test_model_calls_are_counted_exactly(built):
     _, summary, served = built
     assert summary["model_calls"] == served > 0
@@ -108,10 +127,10 @@ def test_model_calls_are_counted_exactly(built):
 def test_dataset_dict_shards_and_card(built):
     out, summary, _ = built
     ds = load_from_disk(str(out / "hf"))
-    assert set(ds) == {"train", "failed"} and ds["train"].num_rows == summary["splits"]["train"]
-    assert sorted(p.name for p in (out / "data").iterdir()) == ["failed-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
+    assert set(ds) == {"train", "review", "rejected", "failed"} and all(ds[s].num_rows == n for s, n in summary["splits"].items())
+    assert sorted(p.name for p in (out / "data").iterdir()) == [f"{s}-00000-of-00001.parquet" for s in ("failed", "rejected", "review", "train")]
     card = (out / "README.md").read_text()
-    for text in ("tiny-audio", "tiny-text", "audio_clue@1.0.0", "labels@1.0.0", "MER EULA", "| train |", "path: data/train-*.parquet"):
+    for text in ("tiny-audio", "tiny-text", "audio_clue@1.0.0", "labels@1.0.0", "MER EULA", "| train |", "path: data/train-*.parquet", "## Quality gates", "| av_match |"):
         assert text in card
 
 

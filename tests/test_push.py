@@ -224,7 +224,7 @@ def row(name: str, complete: bool) -> CoarseRow:
     if complete:
         return CoarseRow(name=name, sha256="ab" * 32, duration=2.5, clip_status="ok", subtitle_english="I passed the exam!",
                          description_en=f"{name}: the speaker sounds happy.", description_zh="说话人听起来很开心。",
-                         labels=["happy", "relieved"], complete=True, provenance=[call])
+                         labels=["happy", "relieved"], complete=True, accepted=True, provenance=[call])
     return CoarseRow(name=name, clip_status="invalid", clip_error="not a video", complete=False,
                      errors=[StageError(stage="ingest", message="not a video")])
 

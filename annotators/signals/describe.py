@@ -46,14 +46,14 @@ def describe(subtitle: str | None, audio: ClueSet | None, visual: ClueSet | None
         parts.append(s["video_states" if video_states else "video_plain"]["en"].format(**slots))
     else:
         parts.append(s["video_none"]["en"])
-    text_states = lexicon().labels_in(subtitle) if subtitle else []
+    text_states = lexicon().labels_in(subtitle, cues=True) if subtitle else []
     quote = (subtitle or "").replace('"', "'").strip()
     if not quote:
         parts.append(s["text_none"]["en"])
         analysis = "There is no subtitle to analyse."
     elif text_states:
         parts.append(s["text_states"]["en"].format(subtitle=quote, text_states=join_en(text_states)))
-        analysis = f"The subtitle names the feeling directly: {join_en(text_states)}."
+        analysis = f"The subtitle's words point to {join_en(text_states)}."
     else:
         parts.append(s["text_plain"]["en"].format(subtitle=quote))
         analysis = "The subtitle names no feeling directly; the voice and the face carry the emotion."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 LEXICON_PATH = Path(__file__).resolve().parents[2] / "data" / "lexicon" / "emotion_groups.toml"
@@ -21,6 +21,7 @@ class Group:
     zh: str
     valence: str
     words: tuple[str, ...]
+    cues: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Lexicon:
     version: str
     groups: tuple[Group, ...]
 
-    @property
+    @cached_property
     def head_of(self) -> dict[str, str]:
         return {w: g.head for g in self.groups for w in g.words}
 
@@ -48,28 +49,34 @@ class Lexicon:
         """The groups as the EMER metric takes them: lists whose first word names the group."""
         return [list(g.words) for g in self.groups]
 
-    def labels_in(self, text: str) -> list[str]:
+    @cached_property
+    def cue_head_of(self) -> dict[str, str]:
+        return {c: g.head for g in self.groups for c in g.cues}
+
+    def labels_in(self, text: str, cues: bool = False) -> list[str]:
         """Lexicon emotions a text asserts, as group heads in order of first mention.
 
         Words under a nearby negation ("not angry") are skipped; a text with a concluding sentence
-        ("Overall, ...") is read from its last one, as a reader would."""
+        ("Overall, ...") is read from its last one, as a reader would. With `cues`, phrases that
+        point to an emotion without naming it count too (for reading a subtitle)."""
         sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
         concluding = [s for s in sentences if _CONCLUSION.match(s)]
         scope = concluding[-1] if concluding else text
-        words = sorted(self.head_of, key=len, reverse=True)  # multi-word entries first
+        table = self.head_of | (self.cue_head_of if cues else {})
+        words = sorted(table, key=len, reverse=True)  # multi-word entries first
         pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
         found: dict[str, int] = {}
         for match in pattern.finditer(scope):
             if _NEGATION.search(scope[max(0, match.start() - 40) : match.start()]):
                 continue
-            found.setdefault(self.head_of[match.group(1).lower()], match.start())
+            found.setdefault(table[match.group(1).lower()], match.start())
         return sorted(found, key=found.get)
 
 
 @cache
 def lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    groups = tuple(Group(g["head"], g["zh"], g["valence"], tuple(w.lower() for w in g["words"])) for g in data["group"])
+    groups = tuple(Group(g["head"], g["zh"], g["valence"], tuple(w.lower() for w in g["words"]), tuple(c.lower() for c in g.get("cues", []))) for g in data["group"])
     return Lexicon(data["version"], groups)
 
 

@@ -12,20 +12,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset, DatasetDict
 
+from gates.base import LengthBounds
+from gates.length import length_bounds
+from gates.run import judge, route
 from schemas.arrow import arrow_schema, features, to_table
+from schemas.config import GatesConfig
+from schemas.review import ReviewDecision
 from schemas.manifest import ClipRecord
 from schemas.row import CoarseRow
 
-SPLITS = ("train", "failed")
+SPLITS = ("train", "review", "rejected", "failed")
 LICENCE = """## Licence
 
 Clips from the MER corpora are under the MER EULA (academic use only, no redistribution); data derived
 from them inherits those terms.
-"""  # train: every stage answered; failed: bad clips and failed stages, with reasons
-
-
-def split_of(row: CoarseRow) -> str:
-    return "train" if row.complete else "failed"
+"""  # train: complete and passed every gate (or a reviewer accepted it); see gates/run.py for the rest
 
 
 def write_manifest(records: Iterable[ClipRecord], path: Path) -> None:
@@ -34,14 +35,34 @@ def write_manifest(records: Iterable[ClipRecord], path: Path) -> None:
 
 
 def write_batch_parts(rows: list[CoarseRow], parts_dir: Path, batch: int) -> None:
-    """Each batch's rows, per split; rewritten whole on a re-run, so nothing is ever duplicated."""
+    """Each batch's rows, ungated; rewritten whole on a re-run, so nothing is ever duplicated."""
     parts_dir.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        part = parts_dir / f"{split}-batch-{batch:06d}.parquet"
-        chosen = [r for r in rows if split_of(r) == split]
-        tmp = part.with_suffix(".tmp")
-        pq.write_table(to_table(chosen, CoarseRow), tmp)
-        tmp.replace(part)
+    part = parts_dir / f"rows-batch-{batch:06d}.parquet"
+    tmp = part.with_suffix(".tmp")
+    pq.write_table(to_table(rows, CoarseRow), tmp)
+    tmp.replace(part)
+
+
+def gate_parts(parts: list[Path], gated_dir: Path, cfg: GatesConfig, decisions: dict[str, ReviewDecision]) -> tuple[dict[str, list[Path]], LengthBounds]:
+    """Judge every row and write it to its split. Two streaming passes: the length gate's bounds come
+    from the whole corpus's description lengths, so they are read first (one column, not the rows)."""
+    counts = []
+    for part in parts:
+        table = pq.read_table(part, columns=["complete", "description_en"])
+        counts += [len((d or "").split()) for c, d in zip(table.column("complete").to_pylist(), table.column("description_en").to_pylist()) if c]
+    bounds = length_bounds(counts, cfg.length)
+    gated_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, list[Path]] = {split: [] for split in SPLITS}
+    for part in parts:
+        rows = [judge(CoarseRow.model_validate(r), cfg, bounds) for r in pq.read_table(part).to_pylist()]
+        routed = {split: [] for split in SPLITS}
+        for row in rows:
+            routed[route(row, decisions)].append(row)
+        for split, chosen in routed.items():
+            path = gated_dir / f"{split}-{part.stem}.parquet"
+            pq.write_table(to_table(chosen, CoarseRow), path)
+            out[split].append(path)
+    return out, bounds
 
 
 def write_shards(parts: list[Path], data_dir: Path, split: str, shard_rows: int) -> list[Path]:
@@ -85,17 +106,39 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
     status: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     labels: Counter[str] = Counter()
+    gate_runs: Counter[str] = Counter()
+    gate_passes: Counter[str] = Counter()
+    gate_reasons: Counter[str] = Counter()
     for split, files in parts.items():
         counts[split] = 0
         for part in files:
-            table = pq.read_table(part, columns=["clip_status", "errors", "labels"])
+            table = pq.read_table(part, columns=["clip_status", "errors", "labels", "gates"])
+            for verdicts in table.column("gates").to_pylist():
+                for v in verdicts:
+                    gate_runs[v["gate"]] += 1
+                    gate_passes[v["gate"]] += v["passed"]
+                    if not v["passed"]:
+                        gate_reasons[f"{v['gate']}: {_reason_kind(v['reason'])}"] += 1
             counts[split] += table.num_rows
             status.update(table.column("clip_status").to_pylist())
             for errs in table.column("errors").to_pylist():
                 errors.update({e["stage"] for e in errs})
             for ls in table.column("labels").to_pylist():
                 labels.update(ls)
-    return {"splits": counts, "clip_status": dict(status), "rows_with_errors_by_stage": dict(errors), "top_labels": labels.most_common(20)}
+    gates = {g: {"judged": n, "passed": gate_passes[g], "pass_rate": round(gate_passes[g] / n, 4)} for g, n in gate_runs.items()}
+    return {
+        "splits": counts,
+        "clip_status": dict(status),
+        "rows_with_errors_by_stage": dict(errors),
+        "gates": gates,
+        "gate_failures": dict(gate_reasons.most_common(20)),
+        "top_labels": labels.most_common(20),
+    }
+
+
+def _reason_kind(reason: str) -> str:
+    """The reason up to its first measurement, so that counts group alike failures."""
+    return reason.split(" (")[0].split(":")[0][:80]
 
 
 def dataset_card(summary: dict, lineup: dict, corpus: str, config_fingerprint: str) -> str:
@@ -110,6 +153,8 @@ def dataset_card(summary: dict, lineup: dict, corpus: str, config_fingerprint: s
     status = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["clip_status"].items()))
     errors = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["rows_with_errors_by_stage"].items())) or "| (none) | 0 |"
     top = ", ".join(f"{w} ({n})" for w, n in summary["top_labels"]) or "(none)"
+    gates = "\n".join(f"| {g} | {v['judged']} | {v['passed']} | {v['pass_rate']:.1%} |" for g, v in summary.get("gates", {}).items()) or "| (no complete rows) | 0 | 0 | - |"
+    failures = "\n".join(f"| {k} | {n} |" for k, n in summary.get("gate_failures", {}).items()) or "| (none) | 0 |"
     return f"""{header}
 
 # Coarse emotion descriptions (EMER-Coarse style)
@@ -124,7 +169,24 @@ Chinese, open-vocabulary emotion labels and per-stage provenance (prompt version
 |---|---|
 {rows}
 
-`train` holds clips every stage answered for; `failed` holds every other clip with the reasons in `errors`.
+`train` holds complete rows that passed every quality gate, or that a reviewer accepted; `review` holds
+complete rows a gate held back, waiting for human review; `rejected` holds rows a reviewer turned down;
+`failed` holds every other clip, with the reasons in `errors`.
+
+## Quality gates
+
+Every complete row carries one verdict per gate (`gates`: gate, passed, score, threshold, reason) and
+the labels of each independent annotator (`label_views`). Length bounds: {summary.get("length_bounds", "n/a")}.
+
+| gate | judged | passed | pass rate |
+|---|---|---|---|
+{gates}
+
+Most common reasons a gate held a row back:
+
+| gate: reason | rows |
+|---|---|
+{failures}
 
 ## Model line-up
 
