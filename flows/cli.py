@@ -1,5 +1,6 @@
 """Command line: `emer-coarse build CORPUS --out DIR [--config FILE]` runs the build-coarse flow;
-`emer-coarse push OUT --repo ORG/NAME [--public]` runs the push-coarse flow (token from HF_TOKEN)."""
+`emer-coarse push OUT --repo ORG/NAME [--public]` runs the push-coarse flow (token from HF_TOKEN);
+`emer-coarse evaluate PRED --gold CSV --out DIR` runs the evaluate flow."""
 
 from __future__ import annotations
 
@@ -66,6 +67,33 @@ def push(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2)
     console.print_json(json.dumps(result, ensure_ascii=False))
+
+
+@app.command()
+def evaluate(
+    predictions: Path = typer.Argument(..., exists=True, help="A build-coarse output folder (its train split) or a predictions CSV (name, openset)"),
+    gold: Path = typer.Option(..., "--gold", "-g", exists=True, dir_okay=False, help="Gold labels CSV (name, openset)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for report.md, report.json and labels.png"),
+    groups: Path | None = typer.Option(None, "--groups", exists=True, help="Synonym groups: JSON (list of lists, or per clip), the lexicon TOML, or a folder of {clip}.npy"),
+    wheel: Path | None = typer.Option(None, "--wheel", exists=True, help="Emotion-wheel resources: wheel_mapping.npz, or a folder with it or with wheel1-5.xlsx, synonym.xlsx, format.csv"),
+    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="TOML or YAML with a [synonyms] role: group each clip's labels with that LLM (cached)"),
+) -> None:
+    """Score labels with the EMER metric (and the emotion-wheel metric with --wheel); write the report.
+
+    Synonym groups: --groups if given, else per clip from the [synonyms] role of --config, else the engine's lexicon.
+    """
+    apply_prefect_defaults()
+    from flows.evaluate import evaluate as evaluate_flow  # Prefect import is slow: keep --help fast
+
+    try:
+        summary = evaluate_flow(
+            predictions=str(predictions), gold=str(gold), out_dir=str(out),
+            groups=str(groups) if groups else None, wheel=str(wheel) if wheel else None, config_path=str(config) if config else None,
+        )
+    except ValueError as exc:  # a malformed input file: say which and why, no traceback
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2)
+    console.print_json(json.dumps(summary, ensure_ascii=False))
 
 
 @app.command("make-sample")

@@ -1,0 +1,146 @@
+"""The evaluate flow: a built dataset (or a predictions CSV) against gold labels -> a report.
+
+Tasks: `read-labels` (the dataset's `train` split or a `name, openset` CSV, and the gold CSV),
+`group-synonyms` (a groups file, else per-clip groups from the configured LLM, cached, else the
+engine's lexicon), `score-emer`, `score-wheel` (when wheel resources are given) and `write-report`
+(report.json, report.md, labels.png; the paper-style table also becomes the run's artifact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from metrics import report as reporting
+from metrics.emer import emer_corpus
+from metrics.openset import read_openset_csv
+from metrics.synonyms import SynonymGroups, lexicon_groups, load_groups
+from metrics.wheel import load_wheel_resources, wheel_corpus
+from schemas.metrics import EvaluateConfig, EvaluateReport
+
+PREDICTION_SPLIT = "train"  # the rows a build puts in the corpus
+
+
+def read_predictions(path: Path) -> dict[str, list[str]]:
+    """`name -> labels` from a build output folder (its `train` shards), a Parquet file, or a CSV."""
+    if path.is_dir():
+        shards = sorted((path / "data").glob(f"{PREDICTION_SPLIT}-*.parquet"))
+        if not shards and not (path / "data").is_dir():
+            raise ValueError(f"{path}: not a build output (no data/{PREDICTION_SPLIT}-*.parquet)")
+        tables = [pq.read_table(s, columns=["name", "labels"]) for s in shards]
+        rows = pa.concat_tables(tables).to_pylist() if tables else []
+        return {r["name"]: list(r["labels"] or []) for r in rows}
+    if path.suffix == ".parquet":
+        return {r["name"]: list(r["labels"] or []) for r in pq.read_table(path, columns=["name", "labels"]).to_pylist()}
+    return read_openset_csv(path)
+
+
+@dataclass
+class Grouping:
+    groups: SynonymGroups
+    sources: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    requests: int = 0
+    description: str = ""
+
+
+@task(name="read-labels", cache_policy=NO_CACHE)
+def read_labels(predictions: str, gold: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    return read_predictions(Path(predictions)), read_openset_csv(gold)
+
+
+@task(name="group-synonyms", cache_policy=NO_CACHE)
+def group_synonyms(gold: dict, pred: dict, groups_path: str | None, config: EvaluateConfig, state_dir: Path) -> Grouping:
+    if groups_path:
+        groups = load_groups(groups_path)
+        kind = "per clip" if groups.per_clip else "global"
+        return Grouping(groups, description=f"{kind} groups from {groups_path}")
+    lexicon = lexicon_groups()
+    if config.synonyms is None:
+        return Grouping(lexicon, description="the engine's lexicon (data/lexicon/emotion_groups.toml)")
+    from annotators.prompts import load_prompt
+    from metrics.synonym_llm import group_with_llm
+
+    found = group_with_llm(gold, pred, config.synonyms, state_dir / "synonyms.sqlite")
+    groups = SynonymGroups(global_groups=lexicon.global_groups, per_clip=found.per_clip, source=f"llm:{found.model}")
+    # Clips the model was not asked about (their groups cannot change the score) or could not answer
+    # fall back to the lexicon.
+    sources = {name: "lexicon" for name in gold} | found.sources
+    prompt = load_prompt(config.synonyms.prompt)
+    cached = sum(1 for s in found.sources.values() if s == "cache")
+    description = (
+        f"per clip from {found.model} (prompt {prompt.id}@{prompt.version}): {len(found.sources)} clips grouped "
+        f"({cached} from the cache), {len(found.errors)} failed; other clips use the engine's lexicon"
+    )
+    errors = [f"{name}: {why}" for name, why in sorted(found.errors.items())]
+    return Grouping(groups, sources, errors, found.requests, description)
+
+
+@task(name="score-emer", cache_policy=NO_CACHE)
+def score_emer(gold: dict, pred: dict, grouping: Grouping):
+    return emer_corpus(gold, pred, grouping.groups, grouping.sources or None)
+
+
+@task(name="score-wheel", cache_policy=NO_CACHE)
+def score_wheel(gold: dict, pred: dict, wheel: str):
+    return wheel_corpus(gold, pred, load_wheel_resources(wheel))
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def write_report(report: EvaluateReport, out_dir: Path) -> EvaluateReport:
+    return reporting.write_report(report, out_dir)
+
+
+@flow(name="evaluate", persist_result=False)
+def evaluate(
+    predictions: str,
+    gold: str,
+    out_dir: str,
+    groups: str | None = None,
+    wheel: str | None = None,
+    config_path: str | None = None,
+) -> dict:
+    """Score `predictions` (a build output folder or a `name, openset` CSV) against the `gold` CSV with
+    the EMER metric (and the emotion-wheel metric when `wheel` names its resources); report into `out_dir`."""
+    logger = get_run_logger()
+    config = EvaluateConfig.from_file(Path(config_path) if config_path else None)
+    out_path = Path(out_dir).resolve()
+    state_dir = (config.state_dir or out_path / ".state").resolve()
+    pred_labels, gold_labels = read_labels(predictions, gold)
+    logger.info("%d gold clips, %d predictions", len(gold_labels), len(pred_labels))
+    grouping = group_synonyms(gold_labels, pred_labels, groups, config, state_dir)
+    emer, clips = score_emer(gold_labels, pred_labels, grouping)
+    wheel_summary = None
+    if wheel:
+        wheel_summary, wheel_clips = score_wheel(gold_labels, pred_labels, wheel)
+        clips = [c.model_copy(update={"wheel": wheel_clips.get(c.name, {})}) for c in clips]
+    result = write_report(
+        EvaluateReport(
+            predictions=str(predictions),
+            gold=str(gold),
+            groups=grouping.description,
+            model_calls=grouping.requests,
+            grouping_errors=grouping.errors,
+            missing_predictions=sum(c.prediction_missing for c in clips),
+            extra_predictions=len(set(pred_labels) - set(gold_labels)),
+            emer=emer,
+            wheel=wheel_summary,
+            clips=clips,
+        ),
+        out_path,
+    )
+    create_markdown_artifact(key="evaluate", description=f"Evaluation of {predictions}", markdown=reporting.paper_table(result))
+    logger.info("EMER Avg %s (Accuracy_s %s, Recall_s %s); report: %s", reporting.pct(emer.avg), reporting.pct(emer.accuracy_s),
+                reporting.pct(emer.recall_s), result.files["markdown"])
+    return {
+        "emer": emer.model_dump(),
+        "wheel": None if wheel_summary is None else wheel_summary.model_dump(exclude={"per_wheel"}),
+        "model_calls": result.model_calls,
+        "files": result.files,
+    }
