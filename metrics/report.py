@@ -103,9 +103,11 @@ def plot_label_distribution(clips: list[ClipScore], path: Path, top: int = PLOT_
     # The object-oriented API on the Agg canvas: no pyplot global state, safe in Prefect's worker threads.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     gold, pred = label_counts(clips)
-    labels = [label for label, _ in (gold + pred).most_common(top)]
+    total = gold + pred
+    labels = sorted(total, key=lambda label: (-total[label], label))[:top]  # ties alphabetical: the same plot every run
     fig = Figure(figsize=(8, max(2.5, 0.32 * len(labels) + 1.2)))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -114,6 +116,7 @@ def plot_label_distribution(clips: list[ClipScore], path: Path, top: int = PLOT_
     ax.barh([r + 0.2 for r in rows], [pred[label] for label in labels], height=0.4, label="prediction")
     ax.set_yticks(list(rows), labels)
     ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts of clips
     ax.set_xlabel("clips")
     ax.set_title(f"Label distribution (top {len(labels)} of {len(set(gold) | set(pred))} labels)")
     ax.legend(loc="lower right")

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.config import RoleConfig, _FileSource
+from schemas.config import RoleConfig, _FileSource  # the engine config's TOML/YAML source: both read files alike
 from schemas.replies import Reply, Word
 
 SYNONYM_PROMPT = "synonym_groups"
