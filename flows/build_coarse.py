@@ -99,7 +99,9 @@ def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig
     if hf_dir.exists():
         shutil.rmtree(hf_dir)
     hf_cache = state_dir / "hf-cache"
-    out.build_dataset_dict(shards, hf_cache).save_to_disk(str(hf_dir))
+    dataset = out.build_dataset_dict(shards, hf_cache)
+    # At least one shard per split: `datasets` writes an empty split as zero shards and cannot load it back.
+    dataset.save_to_disk(str(hf_dir), num_shards={name: max(1, len(shards[name])) for name in dataset})
     shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
     (out_dir / "README.md").write_text(out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config)), encoding="utf-8")
     return summary
