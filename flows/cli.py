@@ -105,5 +105,50 @@ def make_sample(out: Path = typer.Argument(Path("data/sample"), help="Where to w
     console.print(f"sample corpus written to {out}")
 
 
+review_app = typer.Typer(help="Human review of held-back rows in Label Studio (API key from LABEL_STUDIO_API_KEY only).", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+LABEL_STUDIO_URL = typer.Option("http://localhost:8080", "--url", envvar="LABEL_STUDIO_URL", help="Label Studio's address")
+REVIEW_PROJECT = typer.Option("EMER coarse review", "--project", "-p", help="Title of the Label Studio project (created by push if missing)")
+
+
+@review_app.command("push")
+def review_push(
+    out: Path = typer.Argument(..., exists=True, file_okay=False, help="A build-coarse output folder (its review split and manifest)"),
+    url: str = LABEL_STUDIO_URL,
+    project: str = REVIEW_PROJECT,
+    document_root: str | None = typer.Option(None, "--document-root", help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: that variable here)"),
+) -> None:
+    """Queue the review split's rows as Label Studio tasks; rows already queued (same clip content) are not queued again."""
+    from review import label_studio, media, queue
+
+    try:
+        with label_studio.connect(url) as client:
+            result = queue.push(out, client, project=project, document_root=document_root)
+    except (label_studio.ReviewError, media.MediaError, FileNotFoundError) as exc:
+        console.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2)
+    console.print_json(json.dumps(result.summary(), ensure_ascii=False))
+
+
+@review_app.command("pull")
+def review_pull(
+    out: Path = typer.Argument(..., exists=True, file_okay=False, help="The build-coarse output folder the rows were pushed from"),
+    url: str = LABEL_STUDIO_URL,
+    project: str = REVIEW_PROJECT,
+) -> None:
+    """Import the reviewers' decisions into OUT/review/decisions.parquet; the next build applies them."""
+    from review import decisions, label_studio
+
+    try:
+        with label_studio.connect(url) as client:
+            found = decisions.pull(out, client, project=project)
+    except (label_studio.ReviewError, decisions.PullError) as exc:
+        console.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2)
+    accepted = sum(d.accepted for d in found)
+    console.print_json(json.dumps({"decisions": len(found), "accepted": accepted, "rejected": len(found) - accepted,
+                                   "file": str(decisions.decisions_path(out))}))
+
+
 if __name__ == "__main__":
     app()
