@@ -11,7 +11,9 @@ database is kept per Label Studio version under .cache/label-studio/ and copied 
 which then starts in seconds.
 
 The reviewer works through Label Studio's web session like the UI does: logs in, submits annotations
-with the CSRF token, changes a decision with the Update button's PATCH, skips a task.
+with the CSRF token, changes a decision with the Update button's PATCH, skips a task. The annotation
+bodies are those the 1.23.2 labeling UI sends for this interface (checked once in headless Chromium:
+choosing accept, typing labels and a note, Submit).
 """
 
 from __future__ import annotations
@@ -456,6 +458,13 @@ def test_without_a_key_or_with_a_refused_one_nothing_is_sent(build_out, label_st
 def test_a_legacy_token_works_too(label_studio):
     with LabelStudio(label_studio.url, LEGACY_TOKEN) as client:
         assert client.version() == _version(label_studio_binary())
+        assert USER in client.user_emails().values()  # an authenticated call (/api/version is public)
+
+
+def test_an_expired_access_token_is_renewed_from_the_personal_access_token(label_studio):
+    with LabelStudio(label_studio.url, label_studio.pat) as client:
+        client._http.headers["Authorization"] = "Bearer expired"  # what an access token is after five minutes
+        assert client.project_id("no such project") is None
 
 
 # --- the texts a reviewer reads and writes --------------------------------------------------------
