@@ -21,7 +21,9 @@ from flows.engine import close_engines, config_fingerprint, engine_for, lineup, 
 from flows.progress import Progress
 from flows.stages import export as out
 from flows.stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
+from review.decisions import load_decisions
 from schemas.config import EngineConfig, MediaConfig, stable_hash
+from schemas.review import ReviewDecision
 from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 
 
@@ -86,10 +88,7 @@ def batch_runner(config: EngineConfig) -> TaskRunner:
 
 
 @task(name="export", cache_policy=NO_CACHE)
-def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str) -> dict:
-    from review.decisions import load_decisions
-
-    decisions = load_decisions(out_dir)
+def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision]) -> dict:
     parts, bounds = out.gate_parts(sorted(parts_dir.glob("rows-batch-*.parquet")), parts_dir / "gated", config.gates, decisions)
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +146,9 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
             finally:
                 close_engines()  # this process's engine (the threads runner's); workers close their own
         out.write_manifest(records, out_path / "manifest.parquet")
-        summary = export(parts_dir, out_path, state_dir, config, str(corpus))
+        # Reviewers' decisions about the content as it is now (a clip that changed is reviewed again).
+        decisions = load_decisions(out_path, {r.name: r.sha256 for r in records})
+        summary = export(parts_dir, out_path, state_dir, config, str(corpus), decisions)
     finally:
         checkpoint.close()
     summary |= {"model_calls": model_calls, "seconds": round(time.monotonic() - started, 2), "clips": len(records)}
