@@ -30,7 +30,7 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
-__all__ = ["build_audio_model", "build_text_model", "is_complete"]
+__all__ = ["build_audio_model", "build_salmonn_model", "build_text_model", "is_complete"]
 
 # Written last: a directory without it is a build that was interrupted, never a usable model.
 _MARKER = ".tiny-model-complete"
@@ -109,6 +109,24 @@ def build_text_model(out_dir: Path, seed: int = 0) -> Path:
 def build_audio_model(out_dir: Path, seed: int = 0) -> Path:
     """Build (once) a random Qwen2AudioForConditionalGeneration with its processor in `out_dir`."""
     return _build_once(Path(out_dir), lambda tmp: _write_audio_model(tmp, seed))
+
+
+def build_salmonn_model(out_dir: Path, seed: int = 0) -> Path:
+    """Build (once) a random SALMONN the way an operator gets a real one: checkpoints in the authors'
+    release layout (annotators/vllm_models/fake_release.py) converted by the plugin's converter."""
+    return _build_once(Path(out_dir), lambda tmp: _write_salmonn_model(tmp, seed))
+
+
+def _write_salmonn_model(out_dir: Path, seed: int) -> None:
+    from annotators.vllm_models.convert import convert_salmonn
+    from annotators.vllm_models.fake_release import TINY_QFORMER, write_salmonn_release
+
+    with tempfile.TemporaryDirectory() as release:
+        paths = write_salmonn_release(Path(release), seed)
+        # convert_salmonn writes a fresh directory: convert beside, then move the files into `out_dir`.
+        converted = convert_salmonn(**paths, out_dir=Path(release) / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"], dtype="float32")
+        for path in converted.iterdir():
+            shutil.move(str(path), out_dir / path.name)
 
 
 def _build_once(out_dir: Path, write: Callable[[Path], None]) -> Path:

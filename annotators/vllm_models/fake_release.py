@@ -1,0 +1,164 @@
+"""Tiny random checkpoints laid out as the authors release SALMONN (for the tests and `tiny:salmonn`).
+
+The real release is a `salmonn_*.pth` ({"model": state dict of the trained parts: Q-Former,
+query token, projection, the two LayerNorms and Vicuna's LoRA, plus the buffers the authors' save
+keeps}), on top of a Vicuna directory (Hugging Face Llama), a Whisper directory (Hugging Face
+Whisper with its preprocessor_config.json) and a BEATs `.pt` ({"cfg": ..., "model": ...}, fairseq
+layout with a weight-normed positional convolution). These builders write the same files, with the
+same key names, at toy sizes: the converter and the parity tests read them exactly as they would
+read the released ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+__all__ = ["TINY_BEATS", "TINY_QFORMER", "write_salmonn_release"]
+
+TINY_BEATS = {
+    "input_patch_size": 16, "embed_dim": 32, "conv_bias": False, "encoder_layers": 2, "encoder_embed_dim": 64,
+    "encoder_ffn_embed_dim": 128, "encoder_attention_heads": 2, "activation_fn": "gelu", "layer_norm_first": False,
+    "deep_norm": True, "conv_pos": 16, "conv_pos_groups": 4, "relative_position_embedding": True, "num_buckets": 320,
+    "max_distance": 800, "gru_rel_pos": True, "finetuned_model": True, "predictor_class": 527,
+    "dropout": 0.1, "attention_dropout": 0.1,
+}
+TINY_QFORMER = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128, "layer_norm_eps": 1e-12}
+LORA_RANK = 8
+
+_CORPUS = [
+    '{"clues": "The speaker raises the voice and speaks fast.", "emotional_states": ["anger", "frustration"]}',
+    "happy joy excited calm sad lonely angry annoyed afraid nervous surprised neutral worried relief",
+    "USER: <Speech></Speech> Listen to this clip and describe the emotion clues in the voice.\nASSISTANT:",
+    "Her voice trembles and the pitch drops at the end of the sentence, which suggests sadness.",
+    "0123456789 ,.;:!?'\"()[]{}<>-_/\\ \n\t",
+]
+
+
+def _vicuna_tokenizer(vocab_size: int = 600) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with Llama's special tokens at Llama's ids (<unk> 0, <s> 1, </s> 2)."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", model_max_length=4096)
+
+
+def _randn(gen: torch.Generator, *shape: int, std: float | None = None) -> torch.Tensor:
+    fan_in = shape[-1] if len(shape) > 1 else 1
+    return torch.randn(*shape, generator=gen) * (std if std is not None else fan_in**-0.5)
+
+
+def _norm(gen: torch.Generator, prefix: str, dim: int) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.weight": 1 + _randn(gen, dim, std=0.1), f"{prefix}.bias": _randn(gen, dim, std=0.1)}
+
+
+def _linear(gen: torch.Generator, prefix: str, out: int, inp: int, bias: bool = True) -> dict[str, torch.Tensor]:
+    tensors = {f"{prefix}.weight": _randn(gen, out, inp)}
+    if bias:
+        tensors[f"{prefix}.bias"] = _randn(gen, out, std=0.05)
+    return tensors
+
+
+def beats_state_dict(cfg: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The BEATs module's state dict (fairseq layout): weight-normed pos_conv, a relative-position
+    table that every layer shares (saved under every layer's name), the AudioSet predictor."""
+    e, d, f, h = cfg["embed_dim"], cfg["encoder_embed_dim"], cfg["encoder_ffn_embed_dim"], cfg["encoder_attention_heads"]
+    k, g, p = cfg["conv_pos"], cfg["conv_pos_groups"], cfg["input_patch_size"]
+    sd = {"patch_embedding.weight": _randn(gen, e, 1, p, p, std=(p * p) ** -0.5), **_norm(gen, "layer_norm", e)}
+    if e != d:
+        sd.update(_linear(gen, "post_extract_proj", d, e))
+    sd["encoder.pos_conv.0.bias"] = _randn(gen, d, std=0.05)
+    sd["encoder.pos_conv.0.weight_g"] = 0.5 + torch.rand(1, 1, k, generator=gen)
+    sd["encoder.pos_conv.0.weight_v"] = _randn(gen, d, d // g, k, std=1.0)
+    sd.update(_norm(gen, "encoder.layer_norm", d))
+    table = _randn(gen, cfg["num_buckets"], h, std=0.5)
+    for i in range(cfg["encoder_layers"]):
+        pre = f"encoder.layers.{i}"
+        for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            sd.update(_linear(gen, f"{pre}.self_attn.{proj}", d, d))
+        sd[f"{pre}.self_attn.relative_attention_bias.weight"] = table.clone()
+        sd.update(_linear(gen, f"{pre}.self_attn.grep_linear", 8, d // h))
+        sd[f"{pre}.self_attn.grep_a"] = 1 + _randn(gen, 1, h, 1, 1, std=0.1)
+        sd.update(_norm(gen, f"{pre}.self_attn_layer_norm", d))
+        sd.update(_linear(gen, f"{pre}.fc1", f, d))
+        sd.update(_linear(gen, f"{pre}.fc2", d, f))
+        sd.update(_norm(gen, f"{pre}.final_layer_norm", d))
+    sd.update(_linear(gen, "predictor", cfg["predictor_class"], d))
+    return sd
+
+
+def salmonn_ckpt_state_dict(q: dict, enc_width: int, whisper_width: int, beats_width: int, llama: LlamaConfig,
+                            gen: torch.Generator, rank: int = LORA_RANK) -> dict[str, torch.Tensor]:
+    """What the authors' training saves: trained parameters and every buffer, with their module names."""
+    h, inter = q["hidden_size"], q["intermediate_size"]
+    sd: dict[str, torch.Tensor] = {"speech_Qformer.bert.embeddings.position_ids": torch.arange(512).unsqueeze(0)}
+    sd.update(_norm(gen, "speech_Qformer.bert.embeddings.LayerNorm", h))
+    for i in range(q["num_hidden_layers"]):
+        pre = f"speech_Qformer.bert.encoder.layer.{i}"
+        for kind, width in (("attention", h), ("crossattention", enc_width)):
+            sd.update(_linear(gen, f"{pre}.{kind}.self.query", h, h))
+            sd.update(_linear(gen, f"{pre}.{kind}.self.key", h, width))
+            sd.update(_linear(gen, f"{pre}.{kind}.self.value", h, width))
+            sd.update(_linear(gen, f"{pre}.{kind}.output.dense", h, h))
+            sd.update(_norm(gen, f"{pre}.{kind}.output.LayerNorm", h))
+        sd.update(_linear(gen, f"{pre}.intermediate_query.dense", inter, h))
+        sd.update(_linear(gen, f"{pre}.output_query.dense", h, inter))
+        sd.update(_norm(gen, f"{pre}.output_query.LayerNorm", h))
+    sd["speech_query_tokens"] = _randn(gen, 1, 1, h, std=0.5)
+    sd.update(_linear(gen, "speech_llama_proj", llama.hidden_size, h))
+    sd.update(_norm(gen, "ln_speech", whisper_width))
+    sd.update(_norm(gen, "ln_audio", beats_width))
+    head_dim = llama.hidden_size // llama.num_attention_heads
+    for i in range(llama.num_hidden_layers):
+        pre = f"llama_model.base_model.model.model.layers.{i}.self_attn"
+        for proj in ("q_proj", "v_proj"):  # peft's default LoRA targets for Llama
+            out = llama.hidden_size if proj == "q_proj" else llama.num_key_value_heads * head_dim
+            sd[f"{pre}.{proj}.lora_A.default.weight"] = _randn(gen, rank, llama.hidden_size)
+            sd[f"{pre}.{proj}.lora_B.default.weight"] = _randn(gen, out, rank, std=0.05)
+        sd[f"{pre}.rotary_emb.inv_freq"] = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    return sd
+
+
+def _favour_closing_quotes(lm_head: torch.Tensor, tokenizer: PreTrainedTokenizerFast, factor: float = 4.0) -> None:
+    # As annotators/tiny_models.py does for the other tiny models: JSON strings end after a few tokens.
+    ids = [i for token, i in tokenizer.get_vocab().items() if token.startswith('"')]
+    lm_head[ids] *= factor
+
+
+def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
+    """Write vicuna/, whisper/, beats.pt and salmonn.pth under `root`; returns their paths."""
+    root.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    tokenizer = _vicuna_tokenizer()
+    llama = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-6,
+                        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, dtype="float32")
+    vicuna = LlamaForCausalLM(llama).to(torch.float32)
+    with torch.no_grad():
+        for name, param in vicuna.named_parameters():  # HF's init leaves norms at 1: randomise them too
+            if "norm" in name:
+                param.copy_(1 + 0.1 * torch.randn_like(param))
+        _favour_closing_quotes(vicuna.lm_head.weight, tokenizer)
+    vicuna.generation_config.eos_token_id = 2
+    vicuna.save_pretrained(root / "vicuna")
+    tokenizer.save_pretrained(root / "vicuna")
+
+    whisper_cfg = WhisperConfig(num_mel_bins=80, d_model=64, encoder_layers=1, encoder_attention_heads=1, encoder_ffn_dim=128,
+                                decoder_layers=1, decoder_attention_heads=1, decoder_ffn_dim=128, max_source_positions=1500,
+                                vocab_size=100, max_target_positions=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                decoder_start_token_id=1, dtype="float32")
+    WhisperModel(whisper_cfg).to(torch.float32).save_pretrained(root / "whisper")
+    WhisperFeatureExtractor(feature_size=80, sampling_rate=16000).save_pretrained(root / "whisper")
+
+    torch.save({"cfg": dict(TINY_BEATS), "model": beats_state_dict(TINY_BEATS, gen)}, root / "beats.pt")
+    enc_width = whisper_cfg.d_model + TINY_BEATS["encoder_embed_dim"]
+    ckpt = salmonn_ckpt_state_dict(TINY_QFORMER, enc_width, whisper_cfg.d_model, TINY_BEATS["encoder_embed_dim"], llama, gen)
+    torch.save({"model": ckpt}, root / "salmonn.pth")
+    return {"ckpt": root / "salmonn.pth", "vicuna": root / "vicuna", "whisper": root / "whisper", "beats": root / "beats.pt"}
