@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
 from annotators.prompts import Prompt
@@ -81,7 +82,15 @@ class EndpointPool:
         if key not in self._slots:
             self._slots[key] = _Slot(
                 endpoint=endpoint,
-                client=openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=_api_key(endpoint), timeout=endpoint.timeout_s),
+                client=openai.AsyncOpenAI(
+                    base_url=endpoint.base_url,
+                    api_key=_api_key(endpoint),
+                    timeout=endpoint.timeout_s,
+                    # aiohttp under the SDK (its `aiohttp` extra): httpx's connection pool scans every
+                    # connection on each request, which at a hundred requests in flight was a large
+                    # share of the engine's CPU (bench/RESULTS.md).
+                    http_client=openai.DefaultAioHttpClient(timeout=endpoint.timeout_s),
+                ),
                 limit=asyncio.Semaphore(endpoint.max_in_flight),
             )
         return self._slots[key]
@@ -133,15 +142,25 @@ class RoleClient:
             slot.in_flight += 1
             try:
                 async with slot.limit:
-                    response = await slot.client.with_options(max_retries=self.config.max_retries).chat.completions.create(
-                        model=slot.endpoint.model,
-                        messages=history,
-                        response_format=reply_model.response_format(),
-                        temperature=sampling.temperature,
-                        top_p=sampling.top_p,
-                        max_tokens=max_tokens,
+                    body = {
+                        "model": slot.endpoint.model,
+                        "messages": history,
+                        "response_format": reply_model.response_format(),
+                        "temperature": sampling.temperature,
+                        "top_p": sampling.top_p,
+                        "max_tokens": max_tokens,
                         # A fresh seed per re-ask: the same seed would repeat the same bad reply.
-                        seed=None if sampling.seed is None else sampling.seed + attempt,
+                        "seed": None if sampling.seed is None else sampling.seed + attempt,
+                    }
+                    # The SDK's raw `post` (its documented way to send a body as is): `chat.completions.create`
+                    # first walks every message part through its TypedDict transform, which with base64
+                    # media in the parts cost more CPU than the rest of the request. Retries, timeouts,
+                    # errors and the typed response are the SDK's either way.
+                    response = await slot.client.post(
+                        "/chat/completions",
+                        cast_to=ChatCompletion,
+                        body={k: v for k, v in body.items() if v is not None},
+                        options={"max_retries": self.config.max_retries},
                     )
             except openai.APIStatusError as exc:  # 4xx, or 5xx after the client's own retries
                 # Authentication errors are not echoed: hosted APIs put key hints in them.
@@ -152,7 +171,10 @@ class RoleClient:
                     break  # a 4xx: asking again right now cannot help
                 continue
             except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-                error, raw, transient = f"{type(exc).__name__}: {_short(str(exc))}", None, True
+                # The transport's own words say what happened (the aiohttp transport reports a
+                # refused connection as a connect timeout; its cause names the refusal).
+                cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+                error, raw, transient = f"{type(exc).__name__}: {_short(str(exc) + cause)}", None, True
                 continue
             finally:
                 slot.in_flight -= 1

@@ -43,11 +43,15 @@ def probe_batch(paths: list[Path], subtitles: dict[str, Subtitles], audio_dir: P
     return records
 
 
+def probe_cache_key(path: Path, audio: Path | None, media: MediaConfig) -> str:
+    """Probing hashes and decodes audio: it is skipped for files unchanged since the last run."""
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in (path, audio) if p is not None]
+    return stable_hash([stats, media.audio_max_seconds, media.silence_threshold_db])
+
+
 def _probe_cached(path: Path, subs: Subtitles, audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint) -> ClipRecord:
     audio = audio_dir / f"{path.stem}.wav" if audio_dir and (audio_dir / f"{path.stem}.wav").is_file() else None
-    # Probing hashes and decodes audio: skip it for files unchanged since the last run.
-    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in (path, audio) if p is not None]
-    key = stable_hash([stats, media.audio_max_seconds, media.silence_threshold_db])
+    key = probe_cache_key(path, audio, media)
     cached = checkpoint.get("probe", key, key)
     if cached is None:
         record = probe_clip(path, subs, audio, media.audio_max_seconds, media.silence_threshold_db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -33,10 +34,13 @@ class Reply(BaseModel):
     @classmethod
     def response_format(cls) -> dict:
         """The OpenAI `response_format` that makes vLLM constrain decoding to this model."""
-        return {
-            "type": "json_schema",
-            "json_schema": {"name": cls.__name__, "schema": cls.model_json_schema(), "strict": True},
-        }
+        return _response_format(cls)
+
+
+@functools.cache
+def _response_format(cls: type[Reply]) -> dict:
+    # Built once per reply model: generating a JSON schema costs more CPU than sending the request.
+    return {"type": "json_schema", "json_schema": {"name": cls.__name__, "schema": cls.model_json_schema(), "strict": True}}
 
 
 class ClueReply(Reply):
