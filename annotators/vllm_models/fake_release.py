@@ -145,6 +145,8 @@ def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
         for name, param in vicuna.named_parameters():  # HF's init leaves norms at 1: randomise them too
             if "norm" in name:
                 param.copy_(1 + 0.1 * torch.randn_like(param))
+        # Peaked logits (std about 3), then the quote rows boosted: constrained JSON strings end soon.
+        vicuna.lm_head.weight.normal_(0.0, 3.0 / llama.hidden_size**0.5, generator=gen)
         _favour_closing_quotes(vicuna.lm_head.weight, tokenizer)
     vicuna.generation_config.eos_token_id = 2
     vicuna.save_pretrained(root / "vicuna")
@@ -162,3 +164,41 @@ def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
     ckpt = salmonn_ckpt_state_dict(TINY_QFORMER, enc_width, whisper_cfg.d_model, TINY_BEATS["encoder_embed_dim"], llama, gen)
     torch.save({"model": ckpt}, root / "salmonn.pth")
     return {"ckpt": root / "salmonn.pth", "vicuna": root / "vicuna", "whisper": root / "whisper", "beats": root / "beats.pt"}
+
+
+def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
+    """Write a Chat-UniVi repo (config type ChatUniVi, Llama weights with `model.mm_projector.*`) and a
+    CLIP ViT directory (224 px, patch 14: 256 patch tokens, as ViT-L/14) under `root`."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    clip_cfg = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=2,
+                                image_size=224, patch_size=14, projection_dim=32)
+    CLIPVisionModel(clip_cfg).to(torch.float32).save_pretrained(root / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(root / "clip")
+
+    tokenizer = _vicuna_tokenizer()
+    llama = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1,
+                        eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, dtype="float32")
+    vicuna = LlamaForCausalLM(llama).to(torch.float32)
+    repo = root / "chat-univi"
+    vicuna.save_pretrained(repo)
+    tokenizer.save_pretrained(repo)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(repo / "model.safetensors")
+    weights["model.mm_projector.weight"] = torch.randn(llama.hidden_size, clip_cfg.hidden_size) * clip_cfg.hidden_size**-0.5
+    weights["model.mm_projector.bias"] = torch.randn(llama.hidden_size) * 0.05
+    save_file(weights, repo / "model.safetensors", metadata={"format": "pt"})
+    import json
+
+    cfg = json.loads((repo / "config.json").read_text())
+    cfg.update({"model_type": "ChatUniVi", "architectures": ["ChatUniViLlamaForCausalLM"], "mm_vision_tower": "openai/clip-vit-large-patch14",
+                "mm_hidden_size": clip_cfg.hidden_size, "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch",
+                "mm_use_im_start_end": False, "mm_use_im_patch_token": False, "use_mm_proj": True,
+                "config": {"use_cluster": True, "freeze": False, "vision_tune": False, "spatial_cluster_rate0": 64,
+                           "spatial_cluster_rate1": 32, "spatial_cluster_rate2": 16, "temporal_cluster_rate": 0.0625}})
+    (repo / "config.json").write_text(json.dumps(cfg, indent=2))
+    return {"repo": repo, "clip": root / "clip"}
