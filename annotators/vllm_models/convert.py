@@ -248,23 +248,26 @@ def convert_salmonn(ckpt: Path, vicuna: Path, whisper: Path, beats: Path, out_di
 # --- Chat-UniVi -------------------------------------------------------------------------------------
 
 CHAT_UNIVI_CHAT_TEMPLATE = (
-    # The "simple" conversation of Chat-UniVi (conv_simple): a system line, "### Human: ", "### Assistant:".
-    "{%- set ns = namespace(system='A chat between a curious human and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the human\\'s questions.') -%}"
-    "{%- for message in messages -%}{%- if message['role'] == 'system' -%}"
-    "{%- if message['content'] is string -%}{%- set ns.system = message['content'] -%}{%- endif -%}{%- endif -%}{%- endfor -%}"
-    "{{- bos_token + ns.system -}}"
+    # Chat-UniVi's "simple" conversation (conv_simple: empty system, roles Human/Assistant, sep "###",
+    # SeparatorStyle.SINGLE): "{system}###Human: <image>...\n{question}###Assistant:". A system message
+    # becomes the system text; the visual markers come first in the turn, then a newline, as the authors' prompt.
+    "{%- set ns = namespace(system='') -%}"
+    "{%- for message in messages -%}{%- if message['role'] == 'system' and message['content'] is string -%}"
+    "{%- set ns.system = message['content'] -%}{%- endif -%}{%- endfor -%}"
+    "{{- bos_token + ns.system + '###' -}}"
     "{%- for message in messages -%}"
-    "{%- if message['role'] == 'user' -%}{{- '\\n### Human: ' -}}"
+    "{%- if message['role'] == 'user' -%}{{- 'Human: ' -}}"
     "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
     "{%- for part in message['content'] -%}"
-    "{%- if part['type'] in ['image', 'image_url'] -%}{{- '<image>\\n' -}}"
-    "{%- elif part['type'] in ['video', 'video_url'] -%}{{- '<video>\\n' -}}{%- endif -%}{%- endfor -%}"
+    "{%- if part['type'] in ['image', 'image_url'] -%}{{- '<image>' -}}"
+    "{%- elif part['type'] in ['video', 'video_url'] -%}{{- '<video>' -}}{%- endif -%}{%- endfor -%}"
+    "{%- for part in message['content'] -%}{%- if part['type'] in ['image', 'image_url', 'video', 'video_url'] and loop.first -%}"
+    "{{- '\\n' -}}{%- endif -%}{%- endfor -%}"
     "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}{%- endfor -%}"
-    "{%- endif -%}"
-    "{%- elif message['role'] == 'assistant' -%}{{- '\\n### Assistant: ' + message['content'] -}}{%- endif -%}"
+    "{%- endif -%}{{- '###' -}}"
+    "{%- elif message['role'] == 'assistant' -%}{{- 'Assistant: ' + message['content'] + '###' -}}{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '\\n### Assistant:' -}}{%- endif -%}"
+    "{%- if add_generation_prompt -%}{{- 'Assistant:' -}}{%- endif -%}"
 )
 
 
@@ -285,7 +288,10 @@ def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "f
         else:
             tensors[f"language_model.{key}"] = value
     clip_sd = load_hf_weights(clip)
-    tensors.update({f"vision_tower.{k}": v for k, v in clip_sd.items() if k.startswith("vision_model.")})
+    if any(k.startswith("vision_model.") for k in clip_sd):  # a full CLIPModel (openai/clip-vit-large-patch14)
+        clip_sd = {k.removeprefix("vision_model."): v for k, v in clip_sd.items() if k.startswith("vision_model.")}
+    # transformers' CLIPVisionModel keeps its modules at the top level (embeddings, pre_layrnorm, encoder, ...).
+    tensors.update({f"vision_tower.{k}": v for k, v in clip_sd.items() if not k.endswith("position_ids")})
 
     llama_keys = set(LlamaConfig().to_dict())
     text_cfg = {k: v for k, v in raw.items() if k in llama_keys}
@@ -299,6 +305,17 @@ def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "f
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
     tokenizer.chat_template = CHAT_UNIVI_CHAT_TEMPLATE
     tokenizer.save_pretrained(out_dir)
+    # The authors splice features in at IMAGE_TOKEN_INDEX = -200, never a vocabulary id; here <image> and
+    # <video> get the first ids after Vicuna's vocabulary, with zero rows the model masks (as for SALMONN).
+    vocab = text_cfg.get("vocab_size", 32000)
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<image>", "<video>")]
+    if ids != [vocab, vocab + 1]:
+        raise ValueError(f"<image>, <video> got ids {ids}; expected {vocab} and {vocab + 1} after the LM vocabulary")
+    for name in ("language_model.model.embed_tokens.weight", "language_model.lm_head.weight"):
+        if name in tensors:
+            w = tensors[name]
+            tensors[name] = torch.cat([w, w.new_zeros(vocab + 2 - w.shape[0], w.shape[1])])
+    text_cfg["vocab_size"] = vocab + 2
     config = ChatUniViConfig(
         text_config=text_cfg, vision_config=vision_cfg.to_dict(),
         mm_vision_select_layer=raw.get("mm_vision_select_layer", -2),
