@@ -30,7 +30,7 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
-__all__ = ["build_audio_model", "build_salmonn_model", "build_text_model", "is_complete"]
+__all__ = ["build_audio_model", "build_chat_univi_model", "build_salmonn_model", "build_text_model", "is_complete"]
 
 # Written last: a directory without it is a build that was interrupted, never a usable model.
 _MARKER = ".tiny-model-complete"
@@ -125,6 +125,22 @@ def _write_salmonn_model(out_dir: Path, seed: int) -> None:
         paths = write_salmonn_release(Path(release), seed)
         # convert_salmonn writes a fresh directory: convert beside, then move the files into `out_dir`.
         converted = convert_salmonn(**paths, out_dir=Path(release) / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"], dtype="float32")
+        for path in converted.iterdir():
+            shutil.move(str(path), out_dir / path.name)
+
+
+def build_chat_univi_model(out_dir: Path, seed: int = 0) -> Path:
+    """Build (once) a random Chat-UniVi from a fake release (Chat-UniVi repo + CLIP), converted like the real one."""
+    return _build_once(Path(out_dir), lambda tmp: _write_chat_univi_model(tmp, seed))
+
+
+def _write_chat_univi_model(out_dir: Path, seed: int) -> None:
+    from annotators.vllm_models.convert import convert_chat_univi
+    from annotators.vllm_models.fake_release import write_chat_univi_release
+
+    with tempfile.TemporaryDirectory() as release:
+        paths = write_chat_univi_release(Path(release), seed)
+        converted = convert_chat_univi(paths["repo"], paths["clip"], Path(release) / "converted", dtype="float32")
         for path in converted.iterdir():
             shutil.move(str(path), out_dir / path.name)
 

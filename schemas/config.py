@@ -125,7 +125,7 @@ class LocalServer(BaseModel):
     """A vLLM OpenAI server the engine starts itself (the embedded default, and tests)."""
 
     name: str
-    model: str = Field(description="Model directory, or `tiny:text` / `tiny:audio` / `tiny:salmonn` for locally built random models")
+    model: str = Field(description="Model directory, or `tiny:text` / `tiny:audio` / `tiny:salmonn` / `tiny:chat_univi` for locally built random models")
     port: int
     served_model_name: str | None = None
     extra_args: list[str] = Field(default_factory=list)

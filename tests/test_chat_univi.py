@@ -1,22 +1,34 @@
-"""Chat-UniVi's vLLM model class pieces, checked as far as this CPU machine allows (issue 6).
+"""Chat-UniVi through this project's vLLM plugin (issue 6), on the CPU with tiny random weights.
 
 Specifies that the plugin's token merging computes what the authors' cluster.py / arch.py compute
 (tests/reference/chat_univi_ref.py) for images and videos, that the number of placeholder tokens the
 processor puts in the prompt is the number of merged tokens the model returns, and that the converter
 turns a Chat-UniVi repo (config type ChatUniVi) and a CLIP directory into one loadable directory whose
-weight names the model class declares. The code runs in the vLLM environment (torch) as child processes.
+weight names the model class declares; and that the served model (vLLM's OpenAI server, a `video_url`
+part) computes what the authors' forward pass computes over the unconverted release, and answers the
+visual-clue role. The model code runs in the vLLM environment (torch) as child processes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
 import subprocess
+from pathlib import Path
 
+import httpx
 import pytest
 
-from annotators.server import default_vllm_python
-from tests.conftest import ROOT
+from annotators.client import RoleClient
+from annotators.media_parts import visual_parts, with_media
+from annotators.prompts import load_prompt
+from annotators.server import VLLMServer, default_vllm_python
+from data import synth_clips as synth
+from schemas.config import Endpoint, LocalServer, MediaTransport, RoleConfig
+from schemas.replies import ClueReply
+from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.vllm
 
@@ -123,3 +135,87 @@ def test_converter_writes_a_directory_with_the_names_the_model_class_loads(tmp_p
     assert facts["rates"] == [64, 32, 16, 0.0625] and facts["select"] == [-2, "patch"]
     assert facts["template"] == "<s>###Human: <video>\nDescribe the emotion.###Assistant:"
     assert (facts["model_type"], facts["arch"]) == ("chat_univi", ["ChatUniViForConditionalGeneration"])
+
+
+# --- served on the CPU ------------------------------------------------------------------------------
+# vLLM's own vision models cannot start here (their processors import torchvision, which cannot load beside
+# torch 2.13.0+cpu); this plugin's Chat-UniVi uses transformers' CLIP tower and CLIPImageProcessor (its PIL
+# backend), so it serves on the CPU like the audio models, and its video path runs for real.
+
+SPEC = LocalServer(
+    name="chat_univi", model="tiny:chat_univi", port=0, served_model_name="tiny-chat-univi",
+    extra_args=["--dtype", "float32", "--max-model-len", "2048", "--max-num-seqs", "8", "--seed", "0", "--generation-config", "vllm",
+                "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}', "--limit-mm-per-prompt", '{"video":1}',
+                "--chat-template-content-format", "openai", "--media-io-kwargs", '{"video": {"fps": 1, "num_frames": 100}}'],
+    env={"VLLM_CPU_KVCACHE_SPACE": "1"},
+)
+# Largest |log-prob difference| between the served model and the reference over every prompt position's
+# top-20 tokens, both in float32 (measured: about 2e-5; CLIP and the LM run in different kernels).
+LOGPROB_ATOL = 2e-4
+QUESTION = "Describe the emotion."
+
+
+@pytest.fixture(scope="module")
+def chat_univi(tmp_path_factory) -> VLLMServer:
+    server = VLLMServer(SPEC.model_copy(update={"port": free_port()}), tmp_path_factory.mktemp("chat_univi"))
+    server.start()
+    yield server
+    server.stop()
+
+
+REFERENCE = r"""
+import json, subprocess, sys, torch
+from pathlib import Path
+from safetensors.torch import load_file
+from annotators.vllm_models.fake_release import write_chat_univi_release
+from annotators.vllm_models.convert import convert_chat_univi
+root, served, video, question = Path(ARGS[0]), Path(ARGS[1]), ARGS[2], ARGS[3]
+paths = write_chat_univi_release(root / "release", seed=0)  # tiny:chat_univi's seed
+mine = load_file(convert_chat_univi(paths["repo"], paths["clip"], root / "converted", dtype="float32") / "model.safetensors")
+theirs = load_file(served / "model.safetensors")
+identical = mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+subprocess.run([sys.executable, "-m", "tests.reference.chat_univi_ref", "--release", str(root / "release"), "--video", video,
+                "--question", question, "--out", str(root / "ref.json")], check=True)
+print(json.dumps({"identical": identical, "out": str(root / "ref.json")}))
+"""
+
+
+@pytest.mark.parametrize("seconds", [3.4, 20.0])
+def test_served_chat_univi_computes_the_authors_forward_pass_on_a_video(chat_univi, tmp_path, seconds):
+    clip = synth.talking_clip(tmp_path / "clip.mp4", "I am so happy today, I finally passed!", seconds=seconds)
+    url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
+    body = {"model": SPEC.served_model_name, "temperature": 0, "max_tokens": 1, "prompt_logprobs": 20, "return_token_ids": True,
+            "messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": QUESTION}]}]}
+    r = httpx.post(f"{chat_univi.base_url}/chat/completions", json=body, timeout=300)
+    assert r.status_code == 200, r.text
+    reply = r.json()
+    ids, prompt_lp = reply["prompt_token_ids"], reply["prompt_logprobs"]
+    code = REFERENCE.replace("ARGS", repr([str(tmp_path / "ref"), chat_univi.model_path(), clip.as_uri(), QUESTION]))
+    facts = in_vllm_env(code)
+    assert facts["identical"], "the served directory is the converted fake release"
+    ref = json.loads(Path(facts["out"]).read_text())
+
+    # 1 frame/s (the server's --media-io-kwargs): 3 frames -> one event; about 20 -> two; 112 merged tokens each
+    events = 1 if seconds < 16 else 2
+    assert int(seconds) - 1 <= ref["frames"] <= int(seconds)
+    video_id = max(ids)
+    assert ids.count(video_id) == 112 * events
+    assert [video_id if r == -1 else r for r in ref["ids"]] == ids  # "###Human: " + visual tokens + "\n" + question + "###Assistant:"
+    worst = max(abs(entry["logprob"] - ref["logprobs"][pos - 1][int(token)])
+                for pos in range(1, len(ids)) for token, entry in prompt_lp[pos].items() if int(token) < video_id - 1)
+    assert worst < LOGPROB_ATOL, worst
+
+
+def test_visual_clue_role_asks_chat_univi_with_a_video(chat_univi, good_clip):
+    async def go():
+        config = RoleConfig(endpoints=[Endpoint(base_url=chat_univi.base_url, model=SPEC.served_model_name)], prompt="visual_clue",
+                            media=MediaTransport.video_url)
+        client = RoleClient("visual_clue", config, load_prompt("visual_clue"), "test")
+        messages = with_media(client.prompt.messages("without_subtitle"), visual_parts(config, [], good_clip))
+        answer = await client.ask(messages, ClueReply)
+        await client.aclose()
+        return answer
+
+    answer = asyncio.run(go())
+    assert answer.ok, answer.error
+    assert answer.value.clues and answer.call.model == "tiny-chat-univi" and answer.call.prompt_tokens > 112

@@ -183,6 +183,10 @@ def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1,
                         eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, dtype="float32")
     vicuna = LlamaForCausalLM(llama).to(torch.float32)
+    with torch.no_grad():
+        vicuna.lm_head.weight.normal_(0.0, 3.0 / llama.hidden_size**0.5)
+        _favour_closing_quotes(vicuna.lm_head.weight, tokenizer)
+    vicuna.generation_config.eos_token_id = 2
     repo = root / "chat-univi"
     vicuna.save_pretrained(repo)
     tokenizer.save_pretrained(repo)

@@ -117,3 +117,73 @@ def project(image_features, input_type, rates=(64, 32, 16), temporal=1 / 16, noi
             cur = torch.cat([level["x"][i] for i in events[key]], dim=0).unsqueeze(0)
             out.append(block(step(new_dict(cur)))["x"])
     return torch.cat(out, dim=1)
+
+
+# --- the whole model --------------------------------------------------------------------------------
+
+class ReferenceChatUniVi:
+    """Chat-UniVi's forward pass over the unconverted release: transformers' CLIP vision tower (hidden
+    state -2, patch tokens), `project` above, the `mm_projector`, LlamaForCausalLM on inputs_embeds; the
+    prompt is tokenized as the authors' `tokenizer_image_token` does (chunks around <image>, BOS once)."""
+
+    def __init__(self, release):
+        from pathlib import Path
+
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionModel, LlamaForCausalLM
+
+        repo, clip = Path(release) / "chat-univi", Path(release) / "clip"
+        self.tokenizer = AutoTokenizer.from_pretrained(repo)
+        self.llama = LlamaForCausalLM.from_pretrained(repo, dtype=torch.float32).eval()
+        self.clip = CLIPVisionModel.from_pretrained(clip, dtype=torch.float32).eval()
+        self.processor = CLIPImageProcessor.from_pretrained(clip)
+        weights = load_file(repo / "model.safetensors")
+        self.proj_w, self.proj_b = weights["model.mm_projector.weight"], weights["model.mm_projector.bias"]
+        import json
+
+        self.cfg = json.loads((repo / "config.json").read_text())
+
+    @torch.no_grad()
+    def forward(self, frames, question: str):
+        pixels = torch.from_numpy(self.processor(list(frames), return_tensors="np")["pixel_values"])
+        feats = self.clip(pixels, output_hidden_states=True).hidden_states[self.cfg["mm_vision_select_layer"]][:, 1:]
+        c = self.cfg["config"]
+        rates = (c["spatial_cluster_rate0"], c["spatial_cluster_rate1"], c["spatial_cluster_rate2"])
+        if len(frames) > 2:
+            merged = project(feats, "video", rates, c["temporal_cluster_rate"])[0]
+        else:
+            merged = project(feats, "image", rates).flatten(0, 1)
+        visual = merged @ self.proj_w.T + self.proj_b
+        prompt = "###Human: " + "<image>" * len(frames) + "\n" + question + "###Assistant:"
+        chunks = [self.tokenizer(chunk, add_special_tokens=False).input_ids for chunk in prompt.split("<image>")]
+        before, after = chunks[0], chunks[-1]
+        assert all(not ch for ch in chunks[1:-1])  # consecutive <image> tokens: one visual block
+        embed = self.llama.model.embed_tokens
+        bos = [self.tokenizer.bos_token_id]
+        embeds = torch.cat([embed(torch.tensor(bos + before)), visual, embed(torch.tensor(after))])[None]
+        logits = self.llama(inputs_embeds=embeds).logits[0]
+        ids = bos + before + [-1] * visual.shape[0] + after
+        return ids, torch.log_softmax(logits.float(), dim=-1)
+
+
+def main() -> None:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from vllm.multimodal.media import MediaConnector
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--release", type=Path, required=True)
+    parser.add_argument("--video", required=True, help="a file:// URL; frames decoded as the server decodes them")
+    parser.add_argument("--question", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    connector = MediaConnector({"video": {"fps": 1, "num_frames": 100}}, allowed_local_media_path="/")
+    frames, _ = connector.fetch_video(args.video)
+    ids, logprobs = ReferenceChatUniVi(args.release).forward(frames, args.question)
+    args.out.write_text(json.dumps({"ids": ids, "logprobs": logprobs.tolist(), "frames": len(frames)}))
+
+
+if __name__ == "__main__":
+    main()
