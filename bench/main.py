@@ -90,7 +90,7 @@ def caps_of(config: EngineConfig) -> dict[str, int]:
     return {ep.model: ep.max_in_flight for cfg in config.roles.values() for ep in cfg.endpoints}
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901 - the sections in order, one after another
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=ROOT / ".bench")
     parser.add_argument("--clips", type=int, default=1000)
@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--media-clips", type=int, default=40)
     parser.add_argument("--vllm-clips", type=int, default=16, help="0 skips the real-server run")
     parser.add_argument("--results", type=Path, default=ROOT / "bench")
+    parser.add_argument("--only", default="", help="re-run only these sections (startup, vllm) into the existing results.json")
     args = parser.parse_args()
+    if args.only:
+        return rerun_sections(args)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home"), "VLLM_API_KEY": "bench", "PYTHONPATH": str(ROOT)}
@@ -119,48 +122,89 @@ def main() -> None:
         corpus.seed_probes(warm_corpus, warm, warm_cfg, base)
         run_flow(warm_corpus, work / "out-warm", write_config(warm_cfg, work / "warm.yaml"), env)
         print("warm state ready", flush=True)
-        # Prefect's local mode (no API server) starts an ephemeral one inside each flow run: a fixed
-        # cost per run, measured as the same finished 1-clip run with and without a server.
-        served = run_flow(warm_corpus, work / "out-warm", work / "warm.yaml", env)["wall_s"]
-        local = run_flow(warm_corpus, work / "out-warm", work / "warm.yaml", local_env)["wall_s"]
-        results["local_mode_startup_s"] = local - served
+        results["local_mode_startup_s"] = local_mode_startup(warm_corpus, work, env, local_env)
+        save(results, args.results)
 
         results["media"] = media.measure(base, work / "media", args.media_clips, warm_cfg.media, workers=2)
         print("media", results["media"], flush=True)
+        save(results, args.results)
 
         clips_dir = corpus.make_corpus(work / f"corpus-{args.clips}", args.clips, base)
         results["dispatch"] = []
         for latency in [float(x) for x in args.latencies_ms.split(",")]:
             results["dispatch"].append(dispatch_at(latency, server, clips_dir, args.clips, warm, base, work, env))
             print("dispatch", results["dispatch"][-1], flush=True)
+            save(results, args.results)
 
         first = results["dispatch"][0]
         # Resume: the same command again over the finished corpus.
         rerun = run_flow(clips_dir, Path(first["out"]), Path(first["config"]), env)
         results["resume"] = {"model_calls": rerun["summary"]["model_calls"], "first_s": first["flow"]["wall_s"], "rerun_s": rerun["wall_s"], "share": rerun["wall_s"] / first["flow"]["wall_s"]}
         print("resume", results["resume"], flush=True)
+        save(results, args.results)
 
         big = corpus.make_corpus(work / f"corpus-{args.memory_clips}", args.memory_clips, base)
         results["memory"] = {"small": orchestration(first["flow"], args.clips), "large": memory_run(server, big, args.memory_clips, warm, base, work, env, first["latency_ms"])}
         results["memory"]["rss_ratio"] = results["memory"]["large"]["peak_rss_mb"] / results["memory"]["small"]["peak_rss_mb"]
         print("memory", results["memory"], flush=True)
+        save(results, args.results)
 
         recorded = Path(first["recorded"])
         gpu = EngineConfig.from_file(GPU_CONFIG).media
         per_clip = paper.tokens_per_clip(recorded, args.clips, COMPLETION_TOKENS, frames=min(gpu.max_frames, int(paper.REAL_CLIP["seconds"] * gpu.frames_per_second)), side=gpu.frame_max_side)
         results["paper"] = {"per_clip": per_clip, "scenarios": paper_scenarios(recorded, args.clips, gpu)}
         results["profile"] = profiled_run(server, clips_dir, args.clips, warm, base, work, env, first["latency_ms"])
+        save(results, args.results)
+        if args.vllm_clips:
+            results["vllm"] = real_server(args.vllm_clips, base, work, env)
+            print("vllm", results["vllm"], flush=True)
     finally:
         server.stop()
         prefect.stop()
-    if args.vllm_clips:
-        results["vllm"] = real_server(args.vllm_clips, base, work, env)
-        print("vllm", results["vllm"], flush=True)
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "results.json").write_text(json.dumps(results, indent=1))
-    (args.results / "RESULTS.md").write_text(report.markdown(results))
+    save(results, args.results)
     print(f"wrote {args.results / 'RESULTS.md'}")
+
+
+def save(results: dict, folder: Path) -> None:
+    """After every section: a later section that fails loses nothing measured before it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=1))
+    if "finished" in results:
+        (folder / "RESULTS.md").write_text(report.markdown(results))
+
+
+def local_mode_startup(warm_corpus: Path, work: Path, env: dict, local_env: dict) -> float:
+    """Prefect's local mode (no API server) starts an ephemeral one inside each flow run: a fixed
+    cost per run, measured as the same finished 1-clip run with and without a server."""
+    served = run_flow(warm_corpus, work / "out-warm", work / "warm.yaml", env)["wall_s"]
+    local = run_flow(warm_corpus, work / "out-warm", work / "warm.yaml", local_env)["wall_s"]
+    return local - served
+
+
+def rerun_sections(args: argparse.Namespace) -> None:
+    """Re-measure some sections into an existing results.json (each records its own command)."""
+    work = args.work.resolve()
+    results = json.loads((args.results / "results.json").read_text())
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home"), "VLLM_API_KEY": "bench", "PYTHONPATH": str(ROOT)}
+    local_env = {**env, "PREFECT_HOME": str(work / "prefect-local")}
+    local_env.pop("PREFECT_API_URL", None)
+    prefect = PrefectServer(work / "prefect-home", free_port())
+    env["PREFECT_API_URL"] = prefect.api
+    command = "bench/run " + shlex.join(sys.argv[1:])
+    try:
+        for section in args.only.split(","):
+            if section == "startup":
+                results["local_mode_startup_s"] = local_mode_startup(work / "corpus-warm", work, env, local_env)
+            elif section == "vllm":
+                results["vllm"] = real_server(args.vllm_clips, corpus.base_clip(work), work, env)
+            else:
+                raise SystemExit(f"unknown section {section!r}")
+            results.setdefault("rerun_sections", {})[section] = {"command": command, "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    finally:
+        prefect.stop()
+    results.setdefault("finished", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    save(results, args.results)
 
 
 def dispatch_at(latency: float, server: FakeServer, clips_dir: Path, n: int, warm: Path, base: Path, work: Path, env: dict) -> dict:
