@@ -115,7 +115,10 @@ tok = AutoTokenizer.from_pretrained(out)
 text = tok.apply_chat_template([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "file:///x.mp4"}},
                                                             {"type": "text", "text": "Describe the emotion."}]}], tokenize=False, add_generation_prompt=True)
 V = config.text_config.vocab_size
+from annotators.vllm_models.chat_univi import build_projector
+mlp = sorted(build_projector(ChatUniViConfig(vision_config=config.vision_config, text_config=config.text_config, mm_projector_type="mlp2x_gelu")).state_dict())
 print(json.dumps({
+    "mlp2x": mlp,
     "missing": sorted(declared - stored), "unexpected": sorted(stored - declared),
     "projector_same": torch.equal(w["multi_modal_projector.weight"], repo["model.mm_projector.weight"]),
     "lm_keys": sum(k.startswith("language_model.model.layers.") for k in w), "lm_head": "language_model.lm_head.weight" in w,
@@ -130,6 +133,8 @@ print(json.dumps({
 def test_converter_writes_a_directory_with_the_names_the_model_class_loads(tmp_path):
     facts = in_vllm_env(CONVERT.replace("ROOT_DIR", repr(str(tmp_path))))
     assert facts["missing"] == [] and facts["unexpected"] == []
+    # v1.0 releases use a linear projector; an `mlp2x_gelu` one keeps the authors' Sequential indices
+    assert facts["mlp2x"] == ["0.bias", "0.weight", "2.bias", "2.weight"]
     assert facts["projector_same"] and facts["lm_keys"] > 0 and facts["lm_head"]
     assert facts["ids"] == [facts["repo_vocab"], facts["repo_vocab"] + 1] and facts["vocab"] == facts["repo_vocab"] + 2
     assert facts["rates"] == [64, 32, 16, 0.0625] and facts["select"] == [-2, "patch"]

@@ -18,6 +18,7 @@ add U(0, 1e-6) to break ties), so equal densities are broken by token order inst
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -125,6 +126,19 @@ class TokenMerger:
         return per_image * frames if frames <= 2 else per_image * cluster_count(frames, self.temporal)
 
 
+def build_projector(config: ChatUniViConfig) -> nn.Module:
+    """The authors' `build_vision_projector`: `linear` (the v1.0 releases) or `mlp{N}x_gelu`."""
+    vis, hid = config.vision_config.hidden_size, config.text_config.hidden_size
+    if config.mm_projector_type == "linear":
+        return nn.Linear(vis, hid)
+    if m := re.fullmatch(r"mlp(\d+)x_gelu", config.mm_projector_type):
+        modules: list[nn.Module] = [nn.Linear(vis, hid)]
+        for _ in range(1, int(m[1])):
+            modules += [nn.GELU(), nn.Linear(hid, hid)]
+        return nn.Sequential(*modules)
+    raise ValueError(f"unsupported mm_projector_type {config.mm_projector_type!r}")
+
+
 # --- vLLM multimodal processing ---------------------------------------------------------------------
 
 class ChatUniViProcessingInfo(BaseProcessingInfo):
@@ -229,7 +243,7 @@ class ChatUniViForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsP
         self.merger = TokenMerger(config)
         with self._mark_tower_model(vllm_config, {"image", "video"}):
             self.vision_tower = CLIPVisionModel(config.vision_config)
-            self.multi_modal_projector = nn.Linear(config.vision_config.hidden_size, config.text_config.hidden_size)
+            self.multi_modal_projector = build_projector(config)
         with self._mark_language_model(vllm_config):
             self.language_model = init_vllm_registered_model(
                 vllm_config=vllm_config, hf_config=config.text_config, prefix=maybe_prefix(prefix, "language_model"),
@@ -238,7 +252,7 @@ class ChatUniViForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsP
         self.make_empty_intermediate_tensors = self.language_model.make_empty_intermediate_tensors
 
     def patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        dtype = self.multi_modal_projector.weight.dtype
+        dtype = next(self.multi_modal_projector.parameters()).dtype
         out = self.vision_tower(pixel_values.to(dtype), output_hidden_states=True)
         feats = out.hidden_states[self.config.mm_vision_select_layer]
         return feats[:, 1:] if self.config.mm_vision_select_feature == "patch" else feats

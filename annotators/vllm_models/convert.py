@@ -320,6 +320,7 @@ def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "f
         text_config=text_cfg, vision_config=vision_cfg.to_dict(),
         mm_vision_select_layer=raw.get("mm_vision_select_layer", -2),
         mm_vision_select_feature=raw.get("mm_vision_select_feature", "patch"),
+        mm_projector_type=raw.get("mm_projector_type", "linear"),
         spatial_cluster_rate0=model_cfg.get("spatial_cluster_rate0", 64),
         spatial_cluster_rate1=model_cfg.get("spatial_cluster_rate1", 32),
         spatial_cluster_rate2=model_cfg.get("spatial_cluster_rate2", 16),
