@@ -97,7 +97,7 @@ def main() -> None:  # noqa: C901 - the sections in order, one after another
     parser.add_argument("--memory-clips", type=int, default=10_000)
     parser.add_argument("--latencies-ms", default="50,500")
     parser.add_argument("--media-clips", type=int, default=40)
-    parser.add_argument("--vllm-clips", type=int, default=16, help="0 skips the real-server run")
+    parser.add_argument("--vllm-clips", type=int, default=64, help="0 skips the real-server run")
     parser.add_argument("--results", type=Path, default=ROOT / "bench")
     parser.add_argument("--only", default="", help="re-run only these sections (startup, vllm) into the existing results.json")
     args = parser.parse_args()

@@ -20,6 +20,7 @@ def markdown(r: dict) -> str:
         f"- Machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, load average at start {m['load_at_start']:.2f}",
         f"- Command: `{r['command']}`",
         "",
+        *([f"> {r['note']}", ""] if r.get("note") else []),
         "Every figure is a ratio of two things measured side by side in this run. The model endpoint is",
         "bench/fake_server.py (OpenAI-compatible, fixed latency per request, fixed-length schema-valid",
         "replies); the flow is the real build-coarse flow (Prefect local mode) with the shipped GPU",
@@ -96,7 +97,7 @@ def markdown(r: dict) -> str:
         ]
         for name, b in v["servers"].items():
             out.append(f"| {name} | {100 * b['busy_share']:.0f}% | {b.get('mean_running', 0):.1f} | {100 * b.get('share_with_queue', 0):.0f}% |")
-        out += ["", "Sampled from each server's own /metrics gauges (vllm:num_requests_running / _waiting) every 0.2 s."]
+        out += ["", "Sampled from each server's own /metrics gauges (vllm:num_requests_running / _waiting) every 0.1 s (the sample count is in results.json)."]
     else:
         out.append("Not run (--vllm-clips 0).")
     if (prof := r.get("profile")) and "components" in prof:

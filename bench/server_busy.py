@@ -17,7 +17,7 @@ _GAUGE = re.compile(r"^(vllm:num_requests_(?:running|waiting))\{[^}]*\}\s+([0-9.
 
 
 class BusySampler:
-    def __init__(self, metrics_urls: dict[str, str], interval: float = 0.2) -> None:
+    def __init__(self, metrics_urls: dict[str, str], interval: float = 0.1) -> None:
         self.urls, self.interval = metrics_urls, interval
         self.samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in metrics_urls}  # (t, running, waiting)
         self._stop = threading.Event()
