@@ -7,6 +7,7 @@ clip, so a re-run skips finished work and a killed run resumes with nothing lost
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -91,9 +92,33 @@ def batch_runner(config: EngineConfig) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=config.task_workers)
 
 
+EXPORT_VERSION = "1"  # bump when export's output changes for the same rows: the next run re-exports
+
+
+def export_fingerprint(parts: list[Path], config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision]) -> str:
+    """Everything the export is a function of: the rows (batch parts are written deterministically
+    from the same rows), the gates, the shard size, the line-up, the corpus and reviewers' decisions."""
+    rows = hashlib.sha256()
+    for part in parts:
+        rows.update(part.read_bytes())
+    return stable_hash([
+        EXPORT_VERSION, rows.hexdigest(), config.gates.model_dump(mode="json"), config.shard_rows, lineup(config), corpus,
+        {name: d.model_dump(mode="json") for name, d in sorted(decisions.items())},
+    ])
+
+
 @task(name="export", cache_policy=NO_CACHE)
 def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision]) -> dict:
-    parts, bounds = out.gate_parts(sorted(parts_dir.glob("rows-batch-*.parquet")), parts_dir / "gated", config.gates, decisions)
+    batch_parts = sorted(parts_dir.glob("rows-batch-*.parquet"))
+    fingerprint = export_fingerprint(batch_parts, config, corpus, decisions)
+    marker, previous = out_dir / ".export-fingerprint", out_dir / "build.json"
+    # A re-run that changed nothing (no new clip, answer, gate setting or decision) keeps the last
+    # export: re-gating and re-writing every shard was most of a re-run's time (bench/RESULTS.md).
+    if marker.is_file() and marker.read_text() == fingerprint and previous.is_file() and (out_dir / "hf" / "dataset_dict.json").is_file():
+        kept = json.loads(previous.read_text())
+        return {k: v for k, v in kept.items() if k not in ("model_calls", "seconds", "clips")} | {"export": "unchanged since the last run"}
+    marker.unlink(missing_ok=True)
+    parts, bounds = out.gate_parts(batch_parts, parts_dir / "gated", config.gates, decisions)
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     shards = {split: out.write_shards(files, data_dir, split, config.shard_rows) for split, files in parts.items()}
@@ -107,6 +132,7 @@ def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig
     dataset.save_to_disk(str(hf_dir), num_shards={name: max(1, len(shards[name])) for name in dataset})
     shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
     (out_dir / "README.md").write_text(out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config)), encoding="utf-8")
+    marker.write_text(fingerprint)  # last: an export cut short is redone next time
     return summary
 
 

@@ -7,6 +7,7 @@ model calls, and that a killed run resumes to the same dataset without redoing f
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import sqlite3
@@ -141,6 +142,20 @@ def test_a_re_run_makes_no_model_calls_and_gives_the_same_dataset(built, servers
     summary = build_coarse(str(mer_corpus), str(out), str(config))
     assert summary["model_calls"] == 0 and total_requests(servers) == before
     assert dataset(out) == first
+    assert summary["export"] == "unchanged since the last run" and summary["splits"] == built[1]["splits"]
+
+
+def test_a_gate_setting_changed_since_the_last_run_re_exports_without_model_calls(built, servers, mer_corpus, config, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(built[0], out)  # its state (checkpoint, media) comes along in out/.state
+    strict = tmp_path / "strict.toml"
+    strict.write_text(config.read_text() + "\n[gates.length]\nmin_words = 10000\n")
+    before = total_requests(servers)
+    summary = build_coarse(str(mer_corpus), str(out), str(strict))
+    assert summary["model_calls"] == 0 and total_requests(servers) == before and "export" not in summary
+    assert summary["gates"]["length"]["judged"] > 0 and summary["gates"]["length"]["passed"] == 0 and summary["splits"]["train"] == 0
+    back = build_coarse(str(mer_corpus), str(out), str(config))  # and back: exported again, as it was
+    assert "export" not in back and back["splits"] == built[1]["splits"] and dataset(out) == dataset(built[0])
 
 
 def checkpointed(db: Path) -> tuple[int, int]:

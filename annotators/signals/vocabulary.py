@@ -12,6 +12,7 @@ LEXICON_PATH = Path(__file__).resolve().parents[2] / "data" / "lexicon" / "emoti
 TEMPLATES_PATH = Path(__file__).with_name("templates.toml")
 _NEGATION = re.compile(r"\b(?:not|no|never|without|hardly|n't)\b(?:\W+\w+){0,2}\W*$", re.IGNORECASE)
 # Sentences that state a conclusion; when a text has one, its labels are read from the last.
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")  # lower-cased text; hyphens separate words
 _CONCLUSION = re.compile(r"^(?:taken together|overall|in summary|in conclusion|therefore|thus|in short)\b", re.IGNORECASE)
 
 
@@ -53,6 +54,12 @@ class Lexicon:
     def cue_head_of(self) -> dict[str, str]:
         return {c: g.head for g in self.groups for c in g.cues}
 
+    @cache  # noqa: B019 - a lexicon lives as long as the process; built once per flag, not per text
+    def _matcher(self, cues: bool) -> tuple[dict[str, str], int]:
+        """Entries keyed by their words joined with single spaces, and the longest entry's length."""
+        table = {" ".join(_WORD.findall(w)): head for w, head in (self.head_of | (self.cue_head_of if cues else {})).items()}
+        return table, max(len(k.split()) for k in table)
+
     def labels_in(self, text: str, cues: bool = False) -> list[str]:
         """Lexicon emotions a text asserts, as group heads in order of first mention.
 
@@ -62,14 +69,23 @@ class Lexicon:
         sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
         concluding = [s for s in sentences if _CONCLUSION.match(s)]
         scope = concluding[-1] if concluding else text
-        table = self.head_of | (self.cue_head_of if cues else {})
-        words = sorted(table, key=len, reverse=True)  # multi-word entries first
-        pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+        table, longest = self._matcher(cues)
+        # Word n-grams looked up in a dict, longest first, left to right: what one regex alternation
+        # of every entry did, at a fraction of the cost (it was the gates' hottest line).
+        words = list(_WORD.finditer(scope.lower()))
         found: dict[str, int] = {}
-        for match in pattern.finditer(scope):
-            if _NEGATION.search(scope[max(0, match.start() - 40) : match.start()]):
-                continue
-            found.setdefault(table[match.group(1).lower()], match.start())
+        i = 0
+        while i < len(words):
+            for n in range(min(longest, len(words) - i), 0, -1):
+                head = table.get(" ".join(m.group() for m in words[i : i + n]))
+                if head is not None:
+                    start = words[i].start()
+                    if not _NEGATION.search(scope[max(0, start - 40) : start]):
+                        found.setdefault(head, start)
+                    i += n
+                    break
+            else:
+                i += 1
         return sorted(found, key=found.get)
 
 
