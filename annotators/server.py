@@ -53,7 +53,9 @@ class VLLMServer:
         return self.spec.model
 
     def command(self, model: str) -> list[str]:
-        cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1", "--port", str(self.spec.port)]
+        # -P: the working directory stays off sys.path, so a checkout's stale *.egg-info there cannot
+        # shadow the installed plugin's entry points (vllm.general_plugins).
+        cmd = [self.python, "-P", "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1", "--port", str(self.spec.port)]
         if self.spec.served_model_name:
             cmd += ["--served-model-name", self.spec.served_model_name]
         return cmd + list(self.spec.extra_args)
@@ -63,7 +65,10 @@ class VLLMServer:
             raise RuntimeError(f"port {self.spec.port} already serves something; refusing to start {self.spec.name} over it")
         cmd = self.command(self.model_path())
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.spec.env}
+        # An inherited VLLM_API_KEY (meant for remote servers) would make this loopback server demand a
+        # key its roles were not configured to send (every request a 401): a server the engine starts
+        # requires one only when its own spec's env sets it.
+        env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"} | self.spec.env
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             # A session of its own: stop() signals the whole group (API server, engine core, workers).
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
