@@ -73,6 +73,7 @@ def make_app(state: State) -> Starlette:
         now = time.monotonic()
         state.first_request = state.first_request or now
         state.requests += 1
+        serial = state.requests  # taken on arrival: replies of concurrent requests must differ
         if state.in_flight == 0:
             state._busy_since = now
         state.in_flight += 1
@@ -85,8 +86,8 @@ def make_app(state: State) -> Starlette:
             await asyncio.sleep(state.latency_s)
             prompt_tokens = len(raw) // 4  # order of magnitude only; bench/paper.py counts tokens properly
             payload = {
-                "id": f"bench-{state.requests}", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "bench"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": prepared[key].replace("#SERIAL#", f"{state.requests:08d}")}, "finish_reason": "stop"}],
+                "id": f"bench-{serial}", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "bench"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": prepared[key].replace("#SERIAL#", f"{serial:08d}")}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": COMPLETION_TOKENS[key], "total_tokens": prompt_tokens + COMPLETION_TOKENS[key]},
             }
             return JSONResponse(payload)

@@ -96,10 +96,10 @@ def main() -> None:  # noqa: C901 - the sections in order, one after another
     parser.add_argument("--clips", type=int, default=1000)
     parser.add_argument("--memory-clips", type=int, default=10_000)
     parser.add_argument("--latencies-ms", default="50,500")
-    parser.add_argument("--media-clips", type=int, default=40)
+    parser.add_argument("--media-clips", type=int, default=100)
     parser.add_argument("--vllm-clips", type=int, default=64, help="0 skips the real-server run")
     parser.add_argument("--results", type=Path, default=ROOT / "bench")
-    parser.add_argument("--only", default="", help="re-run only these sections (startup, vllm) into the existing results.json")
+    parser.add_argument("--only", default="", help="re-run only these sections (startup, media, vllm) into the existing results.json")
     args = parser.parse_args()
     if args.only:
         return rerun_sections(args)
@@ -196,6 +196,9 @@ def rerun_sections(args: argparse.Namespace) -> None:
         for section in args.only.split(","):
             if section == "startup":
                 results["local_mode_startup_s"] = local_mode_startup(work / "corpus-warm", work, env, local_env)
+            elif section == "media":
+                media_cfg = EngineConfig.from_file(GPU_CONFIG).media
+                results["media"] = media.measure(corpus.base_clip(work), work / "media", args.media_clips, media_cfg, workers=2)
             elif section == "vllm":
                 results["vllm"] = real_server(args.vllm_clips, corpus.base_clip(work), work, env)
             else:

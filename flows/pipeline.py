@@ -64,17 +64,35 @@ class ClipPipeline:
         self.translation, self.labels = translation, labels
         # Bounds the media (base64 frames and audio) held at once across all batches in flight.
         self._in_flight = asyncio.Semaphore(max_clips_in_flight)
+        self._pending: dict[tuple[str, str, str], asyncio.Future[StageOutcome]] = {}
 
     async def _step(self, stage: ModelStage | MeasureSignalsStage, record: ClipRecord, inputs: object, run: Callable[[], Awaitable[StageOutcome]]) -> StageOutcome:
         key = f"{stage.config_hash}:{stable_hash(inputs)}"
         cached = self.checkpoint.get(stage.name, key, record.sha256)
         if cached is not None:
             return StageOutcome.model_validate(cached)
-        outcome = await run()
-        _calls.get().n += sum(c.attempts for c in outcome.calls)
-        if not outcome.transient:
-            self.checkpoint.put(stage.name, key, record.sha256, outcome.model_dump(mode="json"), outcome.ok)
-        return outcome
+        # Single flight: the same question about the same content (a duplicated clip) asked while it
+        # is already being answered waits for that answer, as a later run would read it from the
+        # checkpoint; asking twice would cost a call and leave one row disagreeing with the store.
+        flight = (stage.name, key, record.sha256)
+        if (pending := self._pending.get(flight)) is not None:
+            await asyncio.wait([pending])
+            if not pending.cancelled() and pending.exception() is None:
+                return pending.result()
+            return await self._step(stage, record, inputs, run)  # the first asker failed: ask ourselves
+        future = self._pending[flight] = asyncio.get_running_loop().create_future()
+        try:
+            outcome = await run()
+            _calls.get().n += sum(c.attempts for c in outcome.calls)
+            if not outcome.transient:
+                self.checkpoint.put(stage.name, key, record.sha256, outcome.model_dump(mode="json"), outcome.ok)
+            future.set_result(outcome)
+            return outcome
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            del self._pending[flight]
 
     async def _prepare_media(self, record: ClipRecord, with_audio: bool) -> tuple[PreparedMedia | None, str | None]:
         """Media from the cache, or a decode. A file that cannot be decoded is remembered as such

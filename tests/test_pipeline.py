@@ -103,6 +103,14 @@ def test_a_talking_clip_gets_every_stage(models, records, tmp_path):
     assert (row.description_zh, row.labels) == ("视频中……", ["angry", "frustrated"])
 
 
+def test_a_duplicated_clip_in_flight_is_asked_once_and_both_rows_agree(models, records, tmp_path):
+    twin = records["talking"].model_copy(update={"name": "talking_copy"})  # same content, same subtitle
+    first, second = annotate(config_for(models.server.url), tmp_path, [records["talking"], twin], models)
+    assert sorted(models.asked()) == sorted(["audio_clue"] * 2 + ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])
+    assert first.complete and second.complete and (first.name, second.name) == (records["talking"].name, "talking_copy")
+    assert first.model_dump(exclude={"name"}) == second.model_dump(exclude={"name"})
+
+
 def test_media_parts_follow_each_roles_transport(models, records, tmp_path):
     annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     parts = {role_of(b): [p["type"] for p in b["messages"][-1]["content"]] for b in models.server.requests if isinstance(b["messages"][-1]["content"], list)}
