@@ -77,7 +77,7 @@ class ClipPipeline:
         flight = (stage.name, key, record.sha256)
         if (pending := self._pending.get(flight)) is not None:
             await asyncio.wait([pending])
-            if not pending.cancelled() and pending.exception() is None:
+            if not pending.cancelled():  # the owner only ever sets a result or cancels
                 return pending.result()
             return await self._step(stage, record, inputs, run)  # the first asker failed: ask ourselves
         future = self._pending[flight] = asyncio.get_running_loop().create_future()
