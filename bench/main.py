@@ -74,6 +74,13 @@ def dispatch_config(server_url: str, state_dir: Path) -> EngineConfig:
     return config.model_copy(update={"state_dir": state_dir, "decode_workers": 2})
 
 
+def prepared_run(server: FakeServer, clips_dir: Path, state: Path, base: Path, config_path: Path) -> tuple[EngineConfig, Path]:
+    """A run's config on the fake server, written to `config_path`, with every clip's probe seeded in `state`."""
+    cfg = dispatch_config(server.url, state)
+    corpus.seed_probes(clips_dir, state, cfg, base)
+    return cfg, write_config(cfg, config_path)
+
+
 def write_config(config: EngineConfig, path: Path) -> Path:
     path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
     return path
@@ -105,22 +112,18 @@ def main() -> None:  # noqa: C901 - the sections in order, one after another
         return rerun_sections(args)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home"), "VLLM_API_KEY": "bench", "PYTHONPATH": str(ROOT)}
     results: dict = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "command": "bench/run " + shlex.join(sys.argv[1:])}
     base = corpus.base_clip(work)
-    local_env = {**env, "PREFECT_HOME": str(work / "prefect-local")}
-    local_env.pop("PREFECT_API_URL", None)
     prefect = PrefectServer(work / "prefect-home", free_port())
-    env["PREFECT_API_URL"] = prefect.api
+    env, local_env = flow_envs(work, prefect)
     server = FakeServer(work)
     try:
         # Warm state: media decoded and signals measured once, shared by every dispatch run.
         warm = work / "warm-state"
         server.reset(0)
         warm_corpus = corpus.make_corpus(work / "corpus-warm", 1, base, prefix="warm")
-        warm_cfg = dispatch_config(server.url, warm)
-        corpus.seed_probes(warm_corpus, warm, warm_cfg, base)
-        run_flow(warm_corpus, work / "out-warm", write_config(warm_cfg, work / "warm.yaml"), env)
+        warm_cfg, warm_config = prepared_run(server, warm_corpus, warm, base, work / "warm.yaml")
+        run_flow(warm_corpus, work / "out-warm", warm_config, env)
         print("warm state ready", flush=True)
         results["local_mode_startup_s"] = local_mode_startup(warm_corpus, work, env, local_env)
         save(results, args.results)
@@ -166,6 +169,13 @@ def main() -> None:  # noqa: C901 - the sections in order, one after another
     print(f"wrote {args.results / 'RESULTS.md'}")
 
 
+def flow_envs(work: Path, prefect: PrefectServer) -> tuple[dict, dict]:
+    """Environments of the flow runs: reporting to the benchmark's Prefect server, and in local mode."""
+    base = {**os.environ, "VLLM_API_KEY": "bench", "PYTHONPATH": str(ROOT)}
+    base.pop("PREFECT_API_URL", None)
+    return base | {"PREFECT_HOME": str(work / "prefect-home"), "PREFECT_API_URL": prefect.api}, base | {"PREFECT_HOME": str(work / "prefect-local")}
+
+
 def save(results: dict, folder: Path) -> None:
     """After every section: a later section that fails loses nothing measured before it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -186,11 +196,8 @@ def rerun_sections(args: argparse.Namespace) -> None:
     """Re-measure some sections into an existing results.json (each records its own command)."""
     work = args.work.resolve()
     results = json.loads((args.results / "results.json").read_text())
-    env = {**os.environ, "PREFECT_HOME": str(work / "prefect-home"), "VLLM_API_KEY": "bench", "PYTHONPATH": str(ROOT)}
-    local_env = {**env, "PREFECT_HOME": str(work / "prefect-local")}
-    local_env.pop("PREFECT_API_URL", None)
     prefect = PrefectServer(work / "prefect-home", free_port())
-    env["PREFECT_API_URL"] = prefect.api
+    env, local_env = flow_envs(work, prefect)
     command = "bench/run " + shlex.join(sys.argv[1:])
     try:
         for section in args.only.split(","):
@@ -212,10 +219,7 @@ def rerun_sections(args: argparse.Namespace) -> None:
 
 def dispatch_at(latency: float, server: FakeServer, clips_dir: Path, n: int, warm: Path, base: Path, work: Path, env: dict) -> dict:
     tag = f"{n}-{latency:g}ms"
-    state = corpus.fresh_state(warm, work / f"state-{tag}")
-    cfg = dispatch_config(server.url, state)
-    corpus.seed_probes(clips_dir, state, cfg, base)
-    config_path = write_config(cfg, work / f"dispatch-{tag}.yaml")
+    cfg, config_path = prepared_run(server, clips_dir, corpus.fresh_state(warm, work / f"state-{tag}"), base, work / f"dispatch-{tag}.yaml")
     recorded = work / f"requests-{tag}.jsonl"
     recorded.unlink(missing_ok=True)
     server.reset(latency, recorded)
@@ -254,22 +258,18 @@ def orchestration(flow: dict, n: int) -> dict:
 
 
 def memory_run(server: FakeServer, clips_dir: Path, n: int, warm: Path, base: Path, work: Path, env: dict, latency: float) -> dict:
-    state = corpus.fresh_state(warm, work / f"state-{n}")
-    cfg = dispatch_config(server.url, state)
-    corpus.seed_probes(clips_dir, state, cfg, base)
+    _, config_path = prepared_run(server, clips_dir, corpus.fresh_state(warm, work / f"state-{n}"), base, work / f"dispatch-{n}.yaml")
     server.reset(latency)
-    flow = run_flow(clips_dir, work / f"out-{n}", write_config(cfg, work / f"dispatch-{n}.yaml"), env)
+    flow = run_flow(clips_dir, work / f"out-{n}", config_path, env)
     return orchestration(flow, n) | {"model_calls": flow["summary"]["model_calls"], "server": server.stats()}
 
 
 def profiled_run(server: FakeServer, clips_dir: Path, n: int, warm: Path, base: Path, work: Path, env: dict, latency: float) -> dict:
     """The first dispatch run again under py-spy: where the flow process's CPU goes."""
-    state = corpus.fresh_state(warm, work / "state-profile")
-    cfg = dispatch_config(server.url, state)
-    corpus.seed_probes(clips_dir, state, cfg, base)
+    _, config_path = prepared_run(server, clips_dir, corpus.fresh_state(warm, work / "state-profile"), base, work / "profile.yaml")
     server.reset(latency)
     raw = work / "profile.txt"
-    done = profile.record([sys.executable, "-m", "bench.flow_run", str(clips_dir), str(work / "out-profile"), str(write_config(cfg, work / "profile.yaml"))], raw, env, ROOT)
+    done = profile.record([sys.executable, "-m", "bench.flow_run", str(clips_dir), str(work / "out-profile"), str(config_path)], raw, env, ROOT)
     if done.returncode != 0 or not raw.is_file():
         return {"error": (done.stderr or "")[-1000:]}
     return {"components": profile.components(raw), "client_layer": profile.top_functions(raw)}
