@@ -15,8 +15,8 @@ from pathlib import Path
 
 from data import synth_clips
 from flows.build_coarse import probe_cache_key
-from flows.checkpoint import Checkpoint
-from flows.stages.ingest import probe_clip
+from runtime.checkpoint import Checkpoint
+from stages.ingest import probe_clip
 from schemas.config import EngineConfig
 from schemas.manifest import Subtitles
 

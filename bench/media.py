@@ -17,9 +17,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from flows.isolation import IsolatedPool
-from flows.stages.ingest import probe_clip
-from flows.stages.media_prep import MediaPrep, frame_count, scaled_size
+from runtime.isolation import IsolatedPool
+from stages.ingest import probe_clip
+from stages.media_prep import MediaPrep, frame_count, scaled_size
 from schemas.config import MediaConfig
 from schemas.manifest import Subtitles
 

@@ -17,11 +17,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.checkpoint import Checkpoint
-from flows.engine import close_engines, config_fingerprint, engine_for, lineup, local_servers
+from runtime.checkpoint import Checkpoint
+from engine.assembly import close_engines, config_fingerprint, engine_for, lineup, local_servers
 from flows.progress import Progress
-from flows.stages import export as out
-from flows.stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
+from stages import export as out
+from stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
 from review.decisions import load_decisions
 from schemas.config import EngineConfig, MediaConfig, stable_hash
 from schemas.review import ReviewDecision
@@ -82,7 +82,7 @@ def batch_runner(config: EngineConfig) -> TaskRunner:
         import dask
         from prefect_dask import DaskTaskRunner
 
-        # Workers decode media in child processes (flows/isolation.py); daemonic workers may not
+        # Workers decode media in child processes (runtime/isolation.py); daemonic workers may not
         # have children. An existing cluster needs the same setting on its workers.
         dask.config.set({"distributed.worker.daemon": False})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from annotators.signals.clues import acoustic_clue, visual_clue
 from annotators.signals.vocabulary import lexicon
-from flows.stages.labels import normalise_labels
+from schemas.labels import normalise_labels
 from gates.base import verdict
 from metrics.emer import emer_scores
 from schemas.config import CrossValidationGate

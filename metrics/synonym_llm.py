@@ -19,8 +19,8 @@ from typing import Mapping
 
 from annotators.client import RoleClient, role_config_hash
 from annotators.prompts import load_prompt
-from flows.checkpoint import Checkpoint
-from flows.gateway import Gateway
+from runtime.checkpoint import Checkpoint
+from runtime.gateway import Gateway
 from metrics.emer import normalise
 from schemas.config import RoleConfig, stable_hash
 from schemas.metrics import SynonymGroupsReply

@@ -13,9 +13,9 @@ from annotators.client import RoleClient
 from annotators.media_parts import audio_parts, visual_parts, with_media
 from annotators.prompts import load_prompt
 from annotators.server import default_vllm_python
-from flows.isolation import IsolatedPool
-from flows.stages.ingest import probe_clip
-from flows.stages.media_prep import MediaPrep
+from runtime.isolation import IsolatedPool
+from stages.ingest import probe_clip
+from stages.media_prep import MediaPrep
 from schemas.config import Endpoint, MediaConfig, MediaTransport, RoleConfig, Sampling
 from schemas.manifest import Subtitles
 from schemas.replies import ClueReply, DescriptionReply, LabelsReply

@@ -351,7 +351,7 @@ def test_vllm_server_has_a_gpu_and_a_healthcheck_on_its_port(vllm_parsed, name):
 @pytest.mark.parametrize("name", MEDIA_ROLES)
 def test_media_roles_may_read_the_shared_media_cache(vllm_parsed, name):
     """file:// URLs from the worker resolve on the server: the media volume is mounted at the same
-    path on both, that path is the engine's media cache (EMER_STATE_DIR/media, flows/engine.py), and
+    path on both, that path is the engine's media cache (EMER_STATE_DIR/media, engine/assembly.py), and
     vLLM is allowed to read it."""
     service, worker = COMPOSE["services"][name], COMPOSE["services"]["worker"]
     mount = volume_target(service, "media")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from data import synth_clips as synth
-from flows.stages.ingest import discover, missing_clip_records, probe_clip, read_subtitles
+from stages.ingest import discover, missing_clip_records, probe_clip, read_subtitles
 from schemas.manifest import ClipStatus, Subtitles
 
 

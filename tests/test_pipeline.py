@@ -8,9 +8,9 @@ import json
 import pytest
 
 from data import synth_clips as synth
-from flows.checkpoint import Checkpoint
-from flows.engine import Engine
-from flows.stages.ingest import probe_clip
+from runtime.checkpoint import Checkpoint
+from engine.assembly import Engine
+from stages.ingest import probe_clip
 from schemas.config import EngineConfig, Endpoint, MediaConfig, MediaTransport, RoleConfig, Sampling
 from schemas.manifest import Subtitles
 from tests.test_client_faults import ScriptedServer, completion

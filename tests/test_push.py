@@ -45,7 +45,7 @@ from typer.testing import CliRunner
 from flows import publish
 from flows.cli import app
 from flows.push_coarse import push_coarse  # Prefect sets up its logging at import: here, not under a test's capsys
-from flows.stages import export
+from stages import export
 from schemas.arrow import to_table
 from schemas.row import CoarseRow, ModelCall, StageError
 

@@ -28,9 +28,9 @@ from annotators.prompts import load_prompt
 from annotators.server import VLLMServer, default_vllm_python
 from data import synth_clips as synth
 from flows.build_coarse import build_coarse
-from flows.isolation import IsolatedPool
-from flows.stages.ingest import probe_clip
-from flows.stages.media_prep import MediaPrep
+from runtime.isolation import IsolatedPool
+from stages.ingest import probe_clip
+from stages.media_prep import MediaPrep
 from schemas.config import EngineConfig, Endpoint, MediaConfig, MediaTransport, RoleConfig
 from schemas.manifest import Subtitles
 from schemas.replies import ClueReply

@@ -8,8 +8,8 @@ import pytest
 from annotators.client import parse_reply
 from annotators.prompts import PROMPT_DIR, load_prompt
 from schemas.text_clean import strip_leaked_prefix
-from flows.engine import REPLY_MODELS
-from flows.stages.labels import normalise_labels
+from engine.assembly import REPLY_MODELS
+from schemas.labels import normalise_labels
 from schemas.arrow import arrow_schema, features, to_table
 from schemas.config import ROLES, EngineConfig
 from schemas.manifest import ClipRecord

@@ -13,17 +13,17 @@ from pathlib import Path
 from annotators.client import EndpointPool, RoleClient, role_config_hash
 from annotators.prompts import load_prompt
 from annotators.server import VLLMServer
-from flows.checkpoint import Checkpoint
-from flows.gateway import Gateway
-from flows.isolation import IsolatedPool
-from flows.pipeline import ClipPipeline, count_calls
-from flows.stages.clues import AudioClueStage, VisualClueStage
-from flows.stages.disambiguation import DisambiguationStage
-from flows.stages.labels import LabelsStage
-from flows.stages.media_prep import MediaPrep
-from flows.stages import signal_roles
-from flows.stages.signals import MeasureSignalsStage
-from flows.stages.translation import TranslationStage
+from runtime.checkpoint import Checkpoint
+from runtime.gateway import Gateway
+from runtime.isolation import IsolatedPool
+from engine.pipeline import ClipPipeline, count_calls
+from stages.clues import AudioClueStage, VisualClueStage
+from stages.disambiguation import DisambiguationStage
+from stages.labels import LabelsStage
+from stages.media_prep import MediaPrep
+from stages import signal_roles
+from stages.signals import MeasureSignalsStage
+from stages.translation import TranslationStage
 from schemas.config import EngineConfig, stable_hash
 from schemas.manifest import ClipRecord
 from schemas.replies import ClueReply, DescriptionReply, LabelsReply, Reply, TranslationReply

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from annotators.signals.faces import measure_frames
 from annotators.signals.prosody import measure_audio
-from flows.isolation import IsolatedPool
+from runtime.isolation import IsolatedPool
 from schemas.config import stable_hash
 from schemas.media import PreparedMedia
 from schemas.signals import ClipSignals

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from annotators.client import RoleClient
-from flows.stages.base import ModelStage, outcome_of
+from stages.base import ModelStage, outcome_of
 from schemas.replies import TranslationReply
 from schemas.stage import StageOutcome
 

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from flows.stages.base import ModelStage, outcome_of
+from stages.base import ModelStage, outcome_of
+from schemas.labels import normalise_labels
 from schemas.replies import LabelsReply
 from schemas.stage import StageOutcome
 
-
-def normalise_labels(labels: list[str]) -> list[str]:
-    """Lower-case, trimmed, de-duplicated in order; the EMER metric compares lower-case words."""
-    seen: dict[str, None] = {}
-    for label in labels:
-        word = " ".join(label.strip().strip("'\".,;").lower().split())
-        if word:
-            seen.setdefault(word, None)
-    return list(seen)
 
 
 class LabelsStage(ModelStage):

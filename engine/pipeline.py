@@ -11,14 +11,14 @@ import logging
 from contextvars import ContextVar
 from typing import Awaitable, Callable
 
-from flows.checkpoint import Checkpoint
-from flows.stages.base import ModelStage
-from flows.stages.clues import AudioClueStage, VisualClueStage, clue_text
-from flows.stages.disambiguation import DisambiguationStage
-from flows.stages.labels import LabelsStage
-from flows.stages.media_prep import MediaPrep, UndecodableMedia
-from flows.stages.signals import MeasureSignalsStage
-from flows.stages.translation import TranslationStage
+from runtime.checkpoint import Checkpoint
+from stages.base import ModelStage
+from stages.clues import AudioClueStage, VisualClueStage, clue_text
+from stages.disambiguation import DisambiguationStage
+from stages.labels import LabelsStage
+from stages.media_prep import MediaPrep, UndecodableMedia
+from stages.signals import MeasureSignalsStage
+from stages.translation import TranslationStage
 from schemas.config import stable_hash
 from schemas.manifest import ClipRecord, ClipStatus
 from schemas.media import PreparedMedia

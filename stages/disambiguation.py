@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.stages.base import ModelStage, outcome_of
+from stages.base import ModelStage, outcome_of
 from schemas.replies import DescriptionReply
 from schemas.stage import StageOutcome
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import ffmpeg
 
-from flows.isolation import DecoderCrashed, IsolatedPool
-from flows.stages.ingest import ffmpeg_error_reason
+from runtime.isolation import DecoderCrashed, IsolatedPool
+from stages.ingest import ffmpeg_error_reason
 from schemas.config import MediaConfig, stable_hash
 from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia

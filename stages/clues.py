@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from annotators.media_parts import audio_parts, visual_parts, with_media
-from flows.stages.base import ModelStage, outcome_of
+from stages.base import ModelStage, outcome_of
 from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
 from schemas.replies import ClueReply

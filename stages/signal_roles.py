@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from annotators.signals.clues import acoustic_clue, visual_clue
 from annotators.signals.describe import NotATemplate, describe, translate_to_zh
 from annotators.signals.vocabulary import lexicon, templates
-from flows.stages.signals import MEASURE_VERSION
+from stages.signals import MEASURE_VERSION
 from schemas.config import stable_hash
 from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
