@@ -27,9 +27,19 @@ class Prompt:
         ]
 
 
+class PromptNotFound(FileNotFoundError):
+    pass
+
+
 @cache
-def load_prompt(prompt_id: str, directory: Path = PROMPT_DIR) -> Prompt:
-    path = directory / f"{prompt_id}.toml"
+def load_prompt(prompt_ref: str, directory: Path = PROMPT_DIR) -> Prompt:
+    """A prompt by id (annotators/prompts/<id>.toml), or by the path of a .toml file of the same shape
+    (a line-up's own prompts, outside the package)."""
+    path = Path(prompt_ref) if prompt_ref.endswith(".toml") else directory / f"{prompt_ref}.toml"
+    prompt_id = path.stem
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
+        raise PromptNotFound(f"no prompt {prompt_ref!r} ({path}): name one of {known}, or the path of a .toml file")
     raw = path.read_bytes()
     data = tomllib.loads(raw.decode("utf-8"))
     if data.get("id") != prompt_id:

@@ -1,4 +1,5 @@
-"""Assemble a run from configuration: local servers, the gateway, role clients, stages, checkpoint."""
+"""Assemble a run from configuration: local servers, the gateway, a backend per role, the stages bound
+to their backends, the checkpoint."""
 
 from __future__ import annotations
 
@@ -7,45 +8,86 @@ import atexit
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
 from pathlib import Path
+from typing import Iterator
 
-from annotators.client import EndpointPool, RoleClient, role_config_hash
+from annotators.client import EndpointPool, RoleClient
 from annotators.prompts import load_prompt
 from annotators.server import VLLMServer
+from backends.measure import MeasurementBackend
+from backends.openai import OpenAIBackend
+from backends.signals import ANSWERS as SIGNAL_ANSWERS
+from backends.signals import SignalsBackend
+from engine.pipeline import DESCRIPTION_READERS, BoundStage, ClipPipeline
 from runtime.checkpoint import Checkpoint
 from runtime.gateway import Gateway
 from runtime.isolation import IsolatedPool
-from engine.pipeline import ClipPipeline, count_calls
-from stages.clues import AudioClueStage, VisualClueStage
-from stages.disambiguation import DisambiguationStage
-from stages.labels import LabelsStage
-from stages.media_prep import MediaPrep
-from stages import signal_roles
-from stages.signals import MeasureSignalsStage
-from stages.translation import TranslationStage
-from schemas.config import EngineConfig, stable_hash
+from runtime.stats import collect
+from schemas.config import EngineConfig, RoleConfig, stable_hash
 from schemas.manifest import ClipRecord
-from schemas.replies import ClueReply, DescriptionReply, LabelsReply, Reply, TranslationReply
 from schemas.row import CoarseRow
+from schemas.stats import RunStats
+from stages.contract import Backend, Stage
+from stages.media_prep import MediaPrep
+from stages.registry import METHOD_STAGES, stage_class
 
-REPLY_MODELS: dict[str, type[Reply]] = {
-    "audio_clue": ClueReply,
-    "visual_clue": ClueReply,
-    "disambiguation": DescriptionReply,
-    "translation": TranslationReply,
-    "labels": LabelsReply,
-}
+MEASURE_ROLE = "signals"  # the measurement stage's: built in, never configured
+
+
+class LineupError(ValueError):
+    """The configuration names a line-up the stages cannot run: said before any work starts."""
+
+
+def stage_classes(config: EngineConfig) -> dict[str, type[Stage]]:
+    """Every stage of the run by name: the method's, then the line-up's extra ones in order."""
+    classes = dict(METHOD_STAGES)
+    for ref in config.extra_stages:
+        cls = stage_class(ref)
+        if cls.name in classes:
+            raise LineupError(f"extra stage {ref!r} is named {cls.name!r}, which another stage already is")
+        classes[cls.name] = cls
+    return classes
+
+
+def check_lineup(config: EngineConfig) -> dict[str, type[Stage]]:
+    """Every stage's role configured, every configured role answering some stage, every signals role
+    answerable by the measuring annotators, every prompt file present. Returns the stages."""
+    classes = stage_classes(config)
+    wanted = {cls.role for cls in classes.values()} - {MEASURE_ROLE}
+    if missing := sorted(wanted - set(config.roles)):
+        raise LineupError(f"roles {missing} are not configured: the stages need {sorted(wanted)}")
+    if unknown := sorted(set(config.roles) - wanted):
+        raise LineupError(f"roles {unknown} answer no stage: the stages need {sorted(wanted)}")
+    for name, cls in classes.items():
+        if cls.role == MEASURE_ROLE:
+            continue
+        cfg = config.roles[cls.role]
+        if cfg.backend == "signals" and name not in SIGNAL_ANSWERS:
+            raise LineupError(f"stage {name!r} (role {cls.role!r}) cannot be answered by the signals backend")
+        if cfg.backend == "openai":
+            load_prompt(role_prompt(cls.role, cfg, classes))
+    return classes
+
+
+def role_prompt(role: str, cfg: RoleConfig, classes: dict[str, type[Stage]]) -> str:
+    """The role's prompt id: as configured, else the one its stages declare."""
+    if cfg.prompt:
+        return cfg.prompt
+    declared = {cls.prompt for cls in classes.values() if cls.role == role and cls.prompt}
+    if len(declared) != 1:
+        raise LineupError(f"role {role!r}: its stages declare prompts {sorted(declared)}; name one with `prompt`")
+    return declared.pop()
 
 
 def lineup(config: EngineConfig) -> dict[str, dict]:
     """Role -> models, prompt id and version: what the dataset card and provenance report."""
+    classes = stage_classes(config)
     out = {}
     for role, cfg in config.roles.items():
         if cfg.backend == "signals":
-            out[role] = signal_roles.lineup_entry()
+            out[role] = SignalsBackend().lineup_entry()
             continue
-        prompt = load_prompt(cfg.prompt)
+        prompt = load_prompt(role_prompt(role, cfg, classes))
         out[role] = {"models": [ep.model for ep in cfg.endpoints], "prompt": f"{prompt.id}@{prompt.version}", "media": cfg.media.value}
     return out
 
@@ -53,6 +95,7 @@ def lineup(config: EngineConfig) -> dict[str, dict]:
 class Engine:
     def __init__(self, config: EngineConfig, state_dir: Path, checkpoint: Checkpoint) -> None:
         self.config, self.state_dir, self.checkpoint = config, state_dir, checkpoint
+        self.stage_classes = check_lineup(config)
         self._stack = ExitStack()
 
     def __enter__(self) -> "Engine":
@@ -65,30 +108,15 @@ class Engine:
             endpoints = EndpointPool()
             self._stack.callback(lambda: self.gateway.run(endpoints.aclose()))
             self._stack.callback(lambda: self.gateway.run(self.gateway.cancel_pending()))
-            served = {role for role, cfg in self.config.roles.items() if cfg.backend == "openai"}
-            clients = {role: self._client(role, media, endpoints) for role in served}
-
-            def pick(role: str, model_stage, signal_stage):
-                return model_stage(clients[role]) if role in served else signal_stage()
-
+            backends = {role: self._backend(role, endpoints) for role in self.config.roles}
+            backends[MEASURE_ROLE] = MeasurementBackend(self.pool)
+            stages = {name: BoundStage(cls(), backends[cls.role]) for name, cls in self.stage_classes.items()}
+            extras = tuple(name for name in self.stage_classes if name not in METHOD_STAGES)
             self.pipeline = ClipPipeline(
                 checkpoint=self.checkpoint,
                 media=media,
-                signals=MeasureSignalsStage(self.pool, media.frames_hash + media.audio_hash),
-                audio_clue=pick("audio_clue", AudioClueStage, signal_roles.SignalAudioClueStage),
-                visual_clue=pick("visual_clue", VisualClueStage, signal_roles.SignalVisualClueStage),
-                subtitle_translation=pick(
-                    "translation",
-                    lambda c: TranslationStage(c, "subtitle_translation", "zh_to_en"),
-                    lambda: signal_roles.SignalTranslationStage("subtitle_translation", "zh_to_en"),
-                ),
-                disambiguation=pick("disambiguation", DisambiguationStage, signal_roles.SignalDisambiguationStage),
-                translation=pick(
-                    "translation",
-                    lambda c: TranslationStage(c, "translation", "en_to_zh"),
-                    lambda: signal_roles.SignalTranslationStage("translation", "en_to_zh"),
-                ),
-                labels=pick("labels", LabelsStage, signal_roles.SignalLabelsStage),
+                stages=stages,
+                description_readers=DESCRIPTION_READERS + extras,
                 max_clips_in_flight=self.config.max_clips_in_flight,
             )
         except BaseException:
@@ -96,20 +124,21 @@ class Engine:
             raise
         return self
 
-    def _client(self, role: str, media: MediaPrep, endpoints: EndpointPool) -> RoleClient:
+    def _backend(self, role: str, endpoints: EndpointPool) -> Backend:
         cfg = self.config.roles[role]
-        prompt = load_prompt(cfg.prompt)
-        # What a clue model is shown is part of its config hash: frames for the visual, audio for the audio clue.
-        extra = {"audio_clue": media.audio_hash, "visual_clue": media.frames_hash}.get(role)
-        return RoleClient(role, cfg, prompt, role_config_hash(role, cfg, prompt, REPLY_MODELS[role], extra), endpoints)
+        if cfg.backend == "signals":
+            return SignalsBackend()
+        prompt = load_prompt(role_prompt(role, cfg, self.stage_classes))
+        # The client's own hash is the role's; each stage's provenance carries its backend identity's.
+        return OpenAIBackend(RoleClient(role, cfg, prompt, stable_hash([role, cfg.model_dump(mode="json"), prompt.sha]), endpoints))
 
-    def annotate(self, records: list[ClipRecord]) -> tuple[list[CoarseRow], int]:
-        """Rows for a batch, and the model requests this batch made (checkpoint hits excluded)."""
+    def annotate(self, records: list[ClipRecord]) -> tuple[list[CoarseRow], RunStats]:
+        """Rows for a batch, and what each stage cost in it (checkpoint hits, requests, tokens, seconds)."""
 
-        async def batch() -> tuple[list[CoarseRow], int]:
-            counter = count_calls()
+        async def batch() -> tuple[list[CoarseRow], RunStats]:
+            stats = collect()
             rows = list(await asyncio.gather(*(self.pipeline.run_safely(r) for r in records)))
-            return rows, counter.n
+            return rows, stats
 
         return self.gateway.run(batch())
 

@@ -1,47 +1,39 @@
-"""One clip through every stage, each stage's outcome checkpointed the moment it is known.
+"""One clip through the stages in the method's order, each outcome checkpointed the moment it is known.
 
-Clips flow independently (no barrier between stages), so the servers see a steady mix of work, and
-a stage's checkpoint key includes its inputs: a changed upstream answer re-runs what depends on it.
+Clips flow independently (no barrier between stages), so the servers see a steady mix of work. The
+order is the method's, written out where it branches (a silent clip has no audio clue; a Chinese-only
+subtitle is translated first); stages are taken by name, each bound to the backend that answers it,
+and each step derives its checkpoint key from the stage's declaration (stages/contract.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from contextvars import ContextVar
-from typing import Awaitable, Callable
+import time
+from dataclasses import dataclass
 
 from runtime.checkpoint import Checkpoint
-from stages.base import ModelStage
-from stages.clues import AudioClueStage, VisualClueStage, clue_text
-from stages.disambiguation import DisambiguationStage
-from stages.labels import LabelsStage
-from stages.media_prep import MediaPrep, UndecodableMedia
-from stages.signals import MeasureSignalsStage
-from stages.translation import TranslationStage
+from runtime.stats import stat_update
 from schemas.config import stable_hash
 from schemas.manifest import ClipRecord, ClipStatus
 from schemas.media import PreparedMedia
-from schemas.row import ClueSet, CoarseRow, StageError
-from schemas.signals import ClipSignals
+from schemas.row import CoarseRow, StageError
 from schemas.stage import StageOutcome
+from stages.contract import Backend, ClipContext, Stage, checkpoint_key
+from stages.media_prep import MediaPrep, UndecodableMedia
 
 log = logging.getLogger(__name__)
 
-
-class _Calls:
-    n = 0
-
-
-# Requests are counted per batch: clips of one batch run as tasks that inherit this context.
-_calls: ContextVar[_Calls] = ContextVar("emer_batch_calls", default=_Calls())
+# Stages that read the finished English description run side by side; a line-up's `extra_stages`
+# are appended here (they may read anything written before them).
+DESCRIPTION_READERS = ("translation", "labels")
 
 
-def count_calls() -> _Calls:
-    """Start counting the requests made by the coroutines spawned from the current context."""
-    counter = _Calls()
-    _calls.set(counter)
-    return counter
+@dataclass(frozen=True)
+class BoundStage:
+    stage: Stage
+    backend: Backend
 
 
 class ClipPipeline:
@@ -49,43 +41,42 @@ class ClipPipeline:
         self,
         checkpoint: Checkpoint,
         media: MediaPrep,
-        signals: MeasureSignalsStage,
-        audio_clue: AudioClueStage,
-        visual_clue: VisualClueStage,
-        subtitle_translation: TranslationStage,
-        disambiguation: DisambiguationStage,
-        translation: TranslationStage,
-        labels: LabelsStage,
+        stages: dict[str, BoundStage],
+        description_readers: tuple[str, ...] = DESCRIPTION_READERS,
         max_clips_in_flight: int = 256,
     ) -> None:
-        self.checkpoint, self.media, self.signals = checkpoint, media, signals
-        self.audio_clue, self.visual_clue = audio_clue, visual_clue
-        self.subtitle_translation, self.disambiguation = subtitle_translation, disambiguation
-        self.translation, self.labels = translation, labels
+        self.checkpoint, self.media, self.stages = checkpoint, media, stages
+        self.description_readers = description_readers
         # Bounds the media (base64 frames and audio) held at once across all batches in flight.
         self._in_flight = asyncio.Semaphore(max_clips_in_flight)
         self._pending: dict[tuple[str, str, str], asyncio.Future[StageOutcome]] = {}
 
-    async def _step(self, stage: ModelStage | MeasureSignalsStage, record: ClipRecord, inputs: object, run: Callable[[], Awaitable[StageOutcome]]) -> StageOutcome:
-        key = f"{stage.config_hash}:{stable_hash(inputs)}"
-        cached = self.checkpoint.get(stage.name, key, record.sha256)
+    async def _ask(self, name: str, row: CoarseRow, clip: ClipContext) -> StageOutcome:
+        """The stage's outcome for this clip: from the checkpoint, or answered now and checkpointed."""
+        bound = self.stages[name]
+        inputs = bound.stage.read(row)
+        key = checkpoint_key(bound.stage, bound.backend, inputs, clip)
+        cached = self.checkpoint.get(name, key, row.sha256)
         if cached is not None:
+            stat_update(name, checkpoint_hits=1)
             return StageOutcome.model_validate(cached)
         # Single flight: the same question about the same content (a duplicated clip) asked while it
         # is already being answered waits for that answer, as a later run would read it from the
         # checkpoint; asking twice would cost a call and leave one row disagreeing with the store.
-        flight = (stage.name, key, record.sha256)
+        flight = (name, key, row.sha256)
         if (pending := self._pending.get(flight)) is not None:
             await asyncio.wait([pending])
             if not pending.cancelled():  # the owner only ever sets a result or cancels
+                stat_update(name, checkpoint_hits=1)
                 return pending.result()
-            return await self._step(stage, record, inputs, run)  # the first asker failed: ask ourselves
+            return await self._ask(name, row, clip)  # the first asker failed: ask ourselves
         future = self._pending[flight] = asyncio.get_running_loop().create_future()
         try:
-            outcome = await run()
-            _calls.get().n += sum(c.attempts for c in outcome.calls)
+            started = time.monotonic()
+            outcome = await bound.backend.answer(bound.stage, inputs, clip)
+            _count(name, outcome, time.monotonic() - started)
             if not outcome.transient:
-                self.checkpoint.put(stage.name, key, record.sha256, outcome.model_dump(mode="json"), outcome.ok)
+                self.checkpoint.put(name, key, row.sha256, outcome.model_dump(mode="json"), outcome.ok)
             future.set_result(outcome)
             return outcome
         except BaseException:
@@ -94,18 +85,40 @@ class ClipPipeline:
         finally:
             del self._pending[flight]
 
+    def _keep(self, name: str, row: CoarseRow, outcome: StageOutcome) -> StageOutcome:
+        """The outcome onto the row: its provenance, its error, and its value into the declared fields.
+        Applied in the pipeline's order (not as answers arrive), so rows are the same on every run."""
+        row.provenance.extend(outcome.calls)
+        if not outcome.ok:
+            row.errors.append(StageError(stage=name, message=outcome.error or "no value", raw=outcome.raw))
+        if outcome.value is not None:  # a clue asked twice keeps the half that answered
+            self.stages[name].stage.write(row, outcome.value)
+        return outcome
+
+    async def step(self, name: str, row: CoarseRow, clip: ClipContext) -> StageOutcome:
+        """One stage for one clip: its outcome (checkpointed or answered now) kept on the row."""
+        return self._keep(name, row, await self._ask(name, row, clip))
+
+    async def _run_together(self, names: list[str], row: CoarseRow, clip: ClipContext) -> list[StageOutcome]:
+        outcomes = await asyncio.gather(*(self._ask(n, row, clip) for n in names))
+        return [self._keep(n, row, o) for n, o in zip(names, outcomes)]
+
     async def _prepare_media(self, record: ClipRecord, with_audio: bool) -> tuple[PreparedMedia | None, str | None]:
         """Media from the cache, or a decode. A file that cannot be decoded is remembered as such
         (keyed by content), so a re-run neither decodes it again nor words its error differently;
         any other failure (disk full, a pool shut down) is left to the next run."""
-        known = self.checkpoint.get("media_prep", self.media.frames_hash + self.media.audio_hash, record.sha256)
+        key = self.media.frames_hash + self.media.audio_hash
+        known = self.checkpoint.get("media_prep", key, record.sha256)
         if known is not None:
             return None, known["error"]
+        started = time.monotonic()
         try:
             return await self.media.prepare(record, with_audio), None
         except UndecodableMedia as exc:
-            self.checkpoint.put("media_prep", self.media.frames_hash + self.media.audio_hash, record.sha256, {"error": str(exc)}, False)
+            self.checkpoint.put("media_prep", key, record.sha256, {"error": str(exc)}, False)
             return None, str(exc)
+        finally:
+            stat_update("media_prep", runs=1, seconds=time.monotonic() - started)
 
     async def run_safely(self, record: ClipRecord) -> CoarseRow:
         """`run`, with any unexpected error turned into this clip's failure: a bad clip must never
@@ -131,62 +144,50 @@ class ClipPipeline:
             # Corruption ffprobe could not see: the manifest is updated from the row.
             row.clip_status, row.clip_error = ClipStatus.invalid.value, problem
             return row
+        clip = ClipContext(record=record, media=media, media_keys=self.media.keys(record))
 
-        def keep(stage: str, outcome: StageOutcome) -> StageOutcome:
-            row.provenance.extend(outcome.calls)
-            if not outcome.ok:
-                row.errors.append(StageError(stage=stage, message=outcome.error or "no value", raw=outcome.raw))
-            return outcome
+        measured = await self.step("signals", row, clip)
+        clip.signals = row.signals
+        clip.measurement_hashes = {part: stable_hash(measured.value[part]) if measured.ok else None for part in ("audio", "visual")}
 
-        measured = keep("signals", await self._step(self.signals, record, [record.audio_sha256, hears], lambda: self.signals.run(media)))
-        row.signals = signals = ClipSignals.model_validate(measured.value) if measured.ok else None
-
-        subtitle = record.subtitles.english
-        if not subtitle and record.subtitles.chinese:
-            chinese = record.subtitles.chinese
-            out = keep("subtitle_translation", await self._step(self.subtitle_translation, record, chinese, lambda: self.subtitle_translation.run(chinese)))
-            if out.transient:
+        if not row.subtitle_english and row.subtitle_chinese:
+            if (await self.step("subtitle_translation", row, clip)).transient:
                 return row  # the next run retries; downstream answers would be built on a gap
-            row.subtitle_english_translated = out.value["translation"] if out.ok else None
-            subtitle = row.subtitle_english_translated or chinese  # the Chinese text still informs the LLM
 
-        visual = self._step(self.visual_clue, record, subtitle, lambda: self.visual_clue.run(record, media, subtitle, signals=signals))
-        if hears:
-            audio = self._step(self.audio_clue, record, [subtitle, record.audio_sha256], lambda: self.audio_clue.run(record, media, subtitle, signals=signals))
-            visual_out, audio_out = await asyncio.gather(visual, audio)
-            keep("audio_clue", audio_out)
-            row.audio_clue = ClueSet.model_validate(audio_out.value) if audio_out.value else None
-        else:
+        asked = ["visual_clue", "audio_clue"] if hears else ["visual_clue"]
+        clues = dict(zip(asked, await asyncio.gather(*(self._ask(n, row, clip) for n in asked))))
+        if not hears:
             row.errors.append(StageError(stage="audio_clue", message=f"skipped: {record.error}"))
-            visual_out, audio_out = await visual, None
-        keep("visual_clue", visual_out)
-        row.visual_clue = ClueSet.model_validate(visual_out.value) if visual_out.value else None
-        if visual_out.transient or (audio_out is not None and audio_out.transient):
+        for name in ("audio_clue", "visual_clue"):
+            if name in clues:
+                self._keep(name, row, clues[name])
+        if any(c.transient for c in clues.values()):
             return row
         if row.audio_clue is None and row.visual_clue is None:
             row.errors.append(StageError(stage="disambiguation", message="skipped: no clue to disambiguate"))
             return row
 
-        audio_text = clue_text(row.audio_clue, "(no usable audio: " + (record.error or "the audio clue failed") + ")")
-        visual_text = clue_text(row.visual_clue, "(no visual clue available)")
-        inputs = [subtitle, audio_text, visual_text]
-        desc = keep("disambiguation", await self._step(self.disambiguation, record, inputs, lambda: self.disambiguation.run(subtitle, audio_text, visual_text, audio=row.audio_clue, visual=row.visual_clue, signals=signals)))
-        if not desc.ok:
+        if not (await self.step("disambiguation", row, clip)).ok:
             return row
-        row.subtitle_analysis, row.description_en = desc.value["subtitle_analysis"], desc.value["description"]
-        english = row.description_en
-        zh, labels = await asyncio.gather(
-            self._step(self.translation, record, english, lambda: self.translation.run(english)),
-            self._step(self.labels, record, english, lambda: self.labels.run(english)),
-        )
-        if keep("translation", zh).ok:
-            row.description_zh = zh.value["translation"]
-        if keep("labels", labels).ok:
-            row.labels = labels.value["labels"]
+        await self._run_together(list(self.description_readers), row, clip)
         # A silent clip is complete without an audio clue; every other failure leaves it incomplete.
         skipped_audio = [e for e in row.errors if e.stage == "audio_clue" and e.message.startswith("skipped:")]
         row.complete = len(row.errors) == len(skipped_audio) and (row.audio_clue is not None or not hears)
         return row
+
+
+def _count(stage: str, outcome: StageOutcome, seconds: float) -> None:
+    asked = [c for c in outcome.calls if c.attempts]
+    stat_update(
+        stage,
+        runs=1,
+        requests=len(asked),
+        attempts=sum(c.attempts for c in asked),
+        failures=0 if outcome.ok else 1,
+        prompt_tokens=sum(c.prompt_tokens or 0 for c in asked),
+        completion_tokens=sum(c.completion_tokens or 0 for c in asked),
+        seconds=seconds,
+    )
 
 
 def _new_row(record: ClipRecord) -> CoarseRow:

@@ -18,13 +18,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from runtime.checkpoint import Checkpoint
-from engine.assembly import close_engines, config_fingerprint, engine_for, lineup, local_servers
-from flows.progress import Progress
+from engine.assembly import check_lineup, close_engines, config_fingerprint, engine_for, lineup, local_servers
+from flows.progress import Progress, stage_table_artifact
 from stages import export as out
 from stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
 from review.decisions import load_decisions
 from schemas.config import EngineConfig, MediaConfig, stable_hash
 from schemas.review import ReviewDecision
+from schemas.stats import RunStats
 from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 
 
@@ -62,17 +63,17 @@ def _probe_cached(path: Path, subs: Subtitles, audio_dir: Path | None, media: Me
 
 
 @task(name="annotate-batch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def annotate_batch(index: int, records: list[ClipRecord], config: EngineConfig, state_dir: Path, parts_dir: Path) -> tuple[list[ClipRecord], int]:
+def annotate_batch(index: int, records: list[ClipRecord], config: EngineConfig, state_dir: Path, parts_dir: Path) -> tuple[list[ClipRecord], RunStats]:
     """Annotate a batch in whatever process runs it; returns its manifest records (updated where
-    decoding found a clip broken) and the model requests it made. Parameters are plain data, so a
+    decoding found a clip broken) and what each stage cost. Parameters are plain data, so a
     distributed runner can ship the task to another machine's worker."""
-    rows, calls = engine_for(config, state_dir).annotate(records)
+    rows, stats = engine_for(config, state_dir).annotate(records)
     out.write_batch_parts(rows, parts_dir, index)
     records = [
         rec if row.clip_status == rec.status.value else rec.model_copy(update={"status": ClipStatus(row.clip_status), "error": row.clip_error})
         for rec, row in zip(records, rows)
     ]
-    return records, calls
+    return records, stats
 
 
 def batch_runner(config: EngineConfig) -> TaskRunner:
@@ -108,7 +109,7 @@ def export_fingerprint(parts: list[Path], config: EngineConfig, corpus: str, dec
 
 
 @task(name="export", cache_policy=NO_CACHE)
-def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision]) -> dict:
+def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision], stats: RunStats) -> dict:
     batch_parts = sorted(parts_dir.glob("rows-batch-*.parquet"))
     fingerprint = export_fingerprint(batch_parts, config, corpus, decisions)
     marker, previous = out_dir / ".export-fingerprint", out_dir / "build.json"
@@ -116,7 +117,8 @@ def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig
     # export: re-gating and re-writing every shard was most of a re-run's time (bench/RESULTS.md).
     if marker.is_file() and marker.read_text() == fingerprint and previous.is_file() and (out_dir / "hf" / "dataset_dict.json").is_file():
         kept = json.loads(previous.read_text())
-        return {k: v for k, v in kept.items() if k not in ("model_calls", "seconds", "clips")} | {"export": "unchanged since the last run"}
+        run_only = ("model_calls", "seconds", "clips", "stages")
+        return {k: v for k, v in kept.items() if k not in run_only} | {"export": "unchanged since the last run"}
     marker.unlink(missing_ok=True)
     parts, bounds = out.gate_parts(batch_parts, parts_dir / "gated", config.gates, decisions)
     data_dir = out_dir / "data"
@@ -131,7 +133,8 @@ def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig
     # At least one shard per split: `datasets` writes an empty split as zero shards and cannot load it back.
     dataset.save_to_disk(str(hf_dir), num_shards={name: max(1, len(shards[name])) for name in dataset})
     shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
-    (out_dir / "README.md").write_text(out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config)), encoding="utf-8")
+    card = out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config), stats.table())
+    (out_dir / "README.md").write_text(card, encoding="utf-8")
     marker.write_text(fingerprint)  # last: an export cut short is redone next time
     return summary
 
@@ -142,6 +145,7 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
     logger = get_run_logger()
     started = time.monotonic()
     config = EngineConfig.from_file(Path(config_path) if config_path else None)
+    check_lineup(config)  # a line-up the stages cannot run is said now, not after probing
     out_path = Path(out_dir).resolve()
     state_dir = (config.state_dir or out_path / ".state").resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +164,7 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
         parts_dir = out_path / ".parts"  # per output: runs for other outputs may share the state dir
         shutil.rmtree(parts_dir, ignore_errors=True)  # batches are re-cut each run; rows come from the checkpoint
         progress = Progress(len(records))
-        model_calls = 0
+        stats = RunStats()
         with local_servers(config, state_dir), batch_runner(config) as runner:
             futures = [
                 runner.submit(annotate_batch, {"index": i, "records": batch, "config": config, "state_dir": state_dir, "parts_dir": parts_dir})
@@ -169,19 +173,21 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
             records = []
             try:
                 for future in futures:
-                    batch_records, calls = future.result()
+                    batch_records, batch_stats = future.result()
                     records += batch_records
-                    model_calls += calls
+                    stats.merge(batch_stats)
                     progress.advance(len(batch_records))
             finally:
                 close_engines()  # this process's engine (the threads runner's); workers close their own
         out.write_manifest(records, out_path / "manifest.parquet")
         # Reviewers' decisions about the content as it is now (a clip that changed is reviewed again).
         decisions = load_decisions(out_path, {r.name: r.sha256 for r in records})
-        summary = export(parts_dir, out_path, state_dir, config, str(corpus), decisions)
+        summary = export(parts_dir, out_path, state_dir, config, str(corpus), decisions, stats)
     finally:
         checkpoint.close()
-    summary |= {"model_calls": model_calls, "seconds": round(time.monotonic() - started, 2), "clips": len(records)}
+    summary |= {"model_calls": stats.model_calls, "seconds": round(time.monotonic() - started, 2), "clips": len(records)}
+    summary["stages"] = stats.table()
+    stage_table_artifact(stats)
     (out_path / "build.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     logger.info("built %s: %s", out_path, summary["splits"])
     return summary

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Callable
 from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from schemas.stats import RunStats
 
 Listener = Callable[[int, int], None]
 _listeners: list[Listener] = []
@@ -30,3 +32,9 @@ class Progress:
             update_progress_artifact(self._artifact, progress=100.0 * self.done / max(self.total, 1))
         for listener in list(_listeners):
             listener(self.done, self.total)
+
+
+def stage_table_artifact(stats: RunStats, key: str = "build-coarse-stages") -> None:
+    """What each stage cost in this run, as a table in the flow run's Artifacts tab."""
+    rows = [{"stage": stage} | entry for stage, entry in stats.table().items()]
+    create_table_artifact(table=rows, key=key, description="Per-stage statistics of this run")

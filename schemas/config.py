@@ -51,7 +51,9 @@ class RoleConfig(BaseModel):
         "openai", description="openai: a model behind an OpenAI-compatible server; signals: the built-in annotators that measure the clip (no weights)"
     )
     endpoints: list[Endpoint] = Field(default_factory=list)
-    prompt: str | None = Field(None, description="Prompt id: annotators/prompts/<id>.toml (openai backend)")
+    prompt: str | None = Field(
+        None, description="Prompt id: annotators/prompts/<id>.toml (openai backend); default: the one its stages declare"
+    )
     sampling: Sampling = Field(default_factory=Sampling)
     media: MediaTransport = MediaTransport.none
     media_root: str | None = Field(
@@ -62,8 +64,8 @@ class RoleConfig(BaseModel):
 
     @model_validator(mode="after")
     def _served_roles_name_a_server(self) -> "RoleConfig":
-        if self.backend == "openai" and (not self.endpoints or not self.prompt):
-            raise ValueError("a role on the openai backend names its endpoints and its prompt")
+        if self.backend == "openai" and not self.endpoints:
+            raise ValueError("a role on the openai backend names its endpoints")
         return self
 
 
@@ -133,8 +135,8 @@ class LocalServer(BaseModel):
     startup_timeout_s: float = 600.0
 
 
-Role = Literal["audio_clue", "visual_clue", "disambiguation", "translation", "labels"]
-ROLES: tuple[Role, ...] = ("audio_clue", "visual_clue", "disambiguation", "translation", "labels")
+# The method's roles; which stages each answers is declared by the stages (stages/registry.py).
+ROLES: tuple[str, ...] = ("audio_clue", "visual_clue", "disambiguation", "translation", "labels")
 
 
 def _local(port: int, model: str, prompt: str, media: MediaTransport = MediaTransport.none, **kw: Any) -> RoleConfig:
@@ -156,7 +158,11 @@ def default_roles() -> dict[str, RoleConfig]:
 class EngineConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMER_", env_nested_delimiter="__", extra="forbid")
 
-    roles: dict[Role, RoleConfig] = Field(default_factory=default_roles)
+    roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
+    extra_stages: list[str] = Field(
+        default_factory=list,
+        description="Stages beyond the method's, run after the description: 'package.module:Class' (stages/contract.py)",
+    )
     media: MediaConfig = Field(default_factory=MediaConfig)
     batch_size: int = Field(64, ge=1, description="Clips per Prefect task run")
     task_workers: int = Field(4, ge=1, description="Batches in flight at once per process (ThreadPoolTaskRunner size; threads per Dask worker)")

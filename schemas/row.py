@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from schemas.gates import GateVerdict, LabelView
@@ -39,6 +42,18 @@ class ClueSet(BaseModel):
     with_subtitle: ClueReply | None = None
 
 
+class StageExtra(BaseModel):
+    """An output of a stage added beyond the method's (stages/contract.py): no column of its own."""
+
+    stage: str
+    field: str
+    value: str = Field(description="The value as JSON")
+
+    @classmethod
+    def of(cls, stage: str, field: str, value: Any) -> "StageExtra":
+        return cls(stage=stage, field=field, value=json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
 class CoarseRow(BaseModel):
     name: str
     sha256: str | None = None
@@ -62,3 +77,9 @@ class CoarseRow(BaseModel):
     accepted: bool = Field(False, description="In the corpus: complete and every gate passed, or accepted by a reviewer")
     errors: list[StageError] = Field(default_factory=list)
     provenance: list[ModelCall] = Field(default_factory=list)
+    extra: list[StageExtra] = Field(default_factory=list, description="Outputs of stages added beyond the method's")
+
+    @property
+    def subtitle(self) -> str | None:
+        """The subtitle as the models read it: the English one, else the Chinese one in English (or as is)."""
+        return self.subtitle_english or self.subtitle_english_translated or self.subtitle_chinese

@@ -2,55 +2,59 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+from typing import Any
 
-from annotators.media_parts import audio_parts, visual_parts, with_media
-from stages.base import ModelStage, outcome_of
-from schemas.manifest import ClipRecord
-from schemas.media import PreparedMedia
-from schemas.replies import ClueReply
+from schemas.replies import ClueReply, Reply
 from schemas.row import ClueSet
-from schemas.signals import ClipSignals
-from schemas.stage import StageOutcome
+from stages.contract import Question, Stage, StageInputs
 
 
-class ClueStage(ModelStage):
-    def media_parts(self, record: ClipRecord, media: PreparedMedia) -> list[dict]:
-        raise NotImplementedError
+class ClueInputs(StageInputs):
+    subtitle: str | None  # CoarseRow.subtitle: the English subtitle, or the Chinese one as the models read it
 
-    async def run(self, record: ClipRecord, media: PreparedMedia, subtitle: str | None, signals: ClipSignals | None = None) -> StageOutcome:
-        # `signals` (the clip's measurements) are for the signals backend; a model sees the media.
-        parts = self.media_parts(record, media)
-        prompt = self.client.prompt
-        asks = {"without_subtitle": with_media(prompt.messages("without_subtitle"), parts)}
-        if subtitle:
-            asks["with_subtitle"] = with_media(prompt.messages("with_subtitle", subtitle=subtitle), parts)
-        answers = dict(zip(asks, await asyncio.gather(*(self.client.ask(m, ClueReply) for m in asks.values()))))
-        clues = ClueSet(**{key: a.value for key, a in answers.items() if a.ok})
-        value = clues.model_dump() if any(a.ok for a in answers.values()) else None  # nothing heard is no clue
-        return outcome_of(self.name, answers, value)
+
+class ClueStage(Stage[ClueInputs]):
+    inputs = ClueInputs
+    reply = ClueReply
+
+    def questions(self, inputs: ClueInputs) -> list[Question]:
+        asks = [Question("without_subtitle", "without_subtitle", {})]
+        if inputs.subtitle:
+            asks.append(Question("with_subtitle", "with_subtitle", {"subtitle": inputs.subtitle}))
+        return asks
+
+    def combine(self, inputs: ClueInputs, replies: dict[str, Reply]) -> dict[str, Any] | None:
+        # One of the two asks is still a clue; nothing heard is no clue.
+        return ClueSet(**replies).model_dump(mode="json") if replies else None
 
 
 class AudioClueStage(ClueStage):
     name = "audio_clue"
+    writes = ("audio_clue",)
+    prompt = "audio_clue"
+    media = ("audio",)
 
-    def media_parts(self, record: ClipRecord, media: PreparedMedia) -> list[dict]:
-        assert media.wav is not None, "audio clue asked for a clip without audio"
-        return audio_parts(self.client.config, Path(media.wav))
+    def write(self, row, value: dict[str, Any]) -> None:
+        row.audio_clue = ClueSet.model_validate(value)
 
 
 class VisualClueStage(ClueStage):
     name = "visual_clue"
+    writes = ("visual_clue",)
+    prompt = "visual_clue"
+    media = ("frames",)
 
-    def media_parts(self, record: ClipRecord, media: PreparedMedia) -> list[dict]:
-        return visual_parts(self.client.config, [Path(f) for f in media.frames], Path(record.path))
+    def write(self, row, value: dict[str, Any]) -> None:
+        row.visual_clue = ClueSet.model_validate(value)
 
 
-def clue_text(clues: ClueSet | None, missing: str) -> str:
-    """The clue the disambiguation reads: the one asked without the subtitle, so the text is read
-    in the light of the signal rather than the signal in the light of the text."""
-    reply = clues and (clues.without_subtitle or clues.with_subtitle)
+def primary_clue(clues: ClueSet | None) -> ClueReply | None:
+    """The clue the disambiguation reads: the one asked without the subtitle, so the text is read in
+    the light of the signal rather than the signal in the light of the text."""
+    return clues and (clues.without_subtitle or clues.with_subtitle)
+
+
+def clue_text(reply: ClueReply | None, missing: str) -> str:
     if reply is None:
         return missing
     states = ", ".join(reply.emotional_states) or "none stated"

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
-from stages.base import ModelStage, outcome_of
-from schemas.replies import DescriptionReply
-from schemas.stage import StageOutcome
+from schemas.replies import ClueReply, DescriptionReply
+from schemas.row import CoarseRow
+from stages.clues import clue_text, primary_clue
+from stages.contract import Question, Stage, StageInputs
 
 
-class DisambiguationStage(ModelStage):
-    name = "disambiguation"
+class DisambiguationInputs(StageInputs):
+    subtitle: str | None
+    audio_clue: ClueReply | None  # the primary clue of each modality (stages.clues.primary_clue)
+    visual_clue: ClueReply | None
+    clip_error: str | None  # why there is no audio clue, when there is none
 
-    async def run(self, subtitle: str | None, audio_clue: str, visual_clue: str, **structured: object) -> StageOutcome:
-        # `structured` (clue sets, measurements) serves the signals backend; the model reads the texts.
-        messages = self.client.prompt.messages(
-            "default", subtitle=subtitle or "(no subtitle)", audio_clue=audio_clue, visual_clue=visual_clue
+    @classmethod
+    def read(cls, row: CoarseRow) -> "DisambiguationInputs":
+        return cls(
+            subtitle=row.subtitle,
+            audio_clue=primary_clue(row.audio_clue),
+            visual_clue=primary_clue(row.visual_clue),
+            clip_error=row.clip_error,
         )
-        answer = await self.client.ask(messages, DescriptionReply)
-        return outcome_of(self.name, {"description": answer}, answer.value.model_dump() if answer.ok else None)
+
+
+class DisambiguationStage(Stage[DisambiguationInputs]):
+    name = "disambiguation"
+    inputs = DisambiguationInputs
+    reply = DescriptionReply
+    writes = ("subtitle_analysis", "description_en")
+    prompt = "disambiguation"
+
+    def questions(self, inputs: DisambiguationInputs) -> list[Question]:
+        no_audio = "(no usable audio: " + (inputs.clip_error or "the audio clue failed") + ")"
+        values = {
+            "subtitle": inputs.subtitle or "(no subtitle)",
+            "audio_clue": clue_text(inputs.audio_clue, no_audio),
+            "visual_clue": clue_text(inputs.visual_clue, "(no visual clue available)"),
+        }
+        return [Question("description", "default", values)]
+
+    def write(self, row: CoarseRow, value: dict) -> None:
+        row.subtitle_analysis, row.description_en = value["subtitle_analysis"], value["description"]

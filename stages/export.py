@@ -141,7 +141,15 @@ def _reason_kind(reason: str) -> str:
     return reason.split(" (")[0].split(":")[0][:80]
 
 
-def dataset_card(summary: dict, lineup: dict, corpus: str, config_fingerprint: str) -> str:
+def stage_cost_table(stages: dict[str, dict]) -> str:
+    head = "| stage | checkpoint hits | runs | requests | attempts | failures | prompt tokens | completion tokens | seconds |"
+    rule = "|---|---|---|---|---|---|---|---|---|"
+    keys = ("checkpoint_hits", "runs", "requests", "attempts", "failures", "prompt_tokens", "completion_tokens", "seconds")
+    lines = [f"| {stage} | " + " | ".join(str(v[k]) for k in keys) + " |" for stage, v in stages.items()]
+    return "\n".join([head, rule, *(lines or ["| (no stage ran) |" + " 0 |" * len(keys)])])
+
+
+def dataset_card(summary: dict, lineup: dict, corpus: str, config_fingerprint: str, stages: dict[str, dict] | None = None) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = "\n".join(
         ["---", "configs:", "- config_name: default", "  data_files:"]
@@ -154,6 +162,7 @@ def dataset_card(summary: dict, lineup: dict, corpus: str, config_fingerprint: s
     errors = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["rows_with_errors_by_stage"].items())) or "| (none) | 0 |"
     top = ", ".join(f"{w} ({n})" for w, n in summary["top_labels"]) or "(none)"
     gates = "\n".join(f"| {g} | {v['judged']} | {v['passed']} | {v['pass_rate']:.1%} |" for g, v in summary.get("gates", {}).items()) or "| (no complete rows) | 0 | 0 | - |"
+    stage_costs = stage_cost_table(stages or {})
     failures = "\n".join(f"| {k} | {n} |" for k, n in summary.get("gate_failures", {}).items()) or "| (none) | 0 |"
     return f"""{header}
 
@@ -193,6 +202,12 @@ Most common reasons a gate held a row back:
 | role | models | prompt | media |
 |---|---|---|---|
 {roles}
+
+## What each stage cost
+
+In the run that wrote this export (a stage's seconds overlap across clips; hits were answered before):
+
+{stage_costs}
 
 ## Clips by status
 

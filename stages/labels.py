@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from stages.base import ModelStage, outcome_of
+from typing import Any
+
 from schemas.labels import normalise_labels
-from schemas.replies import LabelsReply
-from schemas.stage import StageOutcome
+from schemas.replies import LabelsReply, Reply
+from stages.contract import Question, Stage
+from stages.translation import DescriptionInputs
 
 
-
-class LabelsStage(ModelStage):
+class LabelsStage(Stage[DescriptionInputs]):
     name = "labels"
+    inputs = DescriptionInputs
+    reply = LabelsReply
+    writes = ("labels",)
+    prompt = "labels"
 
-    async def run(self, description: str) -> StageOutcome:
-        answer = await self.client.ask(self.client.prompt.messages("default", description=description), LabelsReply)
-        value = {"labels": normalise_labels(answer.value.labels)} if answer.ok else None
-        return outcome_of(self.name, {"labels": answer}, value)
+    def questions(self, inputs: DescriptionInputs) -> list[Question]:
+        return [Question("labels", "default", {"description": inputs.description_en})]
+
+    def combine(self, inputs: DescriptionInputs, replies: dict[str, Reply]) -> dict[str, Any] | None:
+        if not replies:
+            return None
+        return {"labels": normalise_labels(replies["labels"].labels)}

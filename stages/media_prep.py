@@ -81,6 +81,11 @@ class MediaPrep:
         self.audio_hash = stable_hash([config.audio_sample_rate, config.audio_max_seconds])
         self._locks: dict[str, asyncio.Lock] = {}  # clips with the same content share one cache entry
 
+    def keys(self, record: ClipRecord) -> dict[str, object]:
+        """Per medium, what the prepared files are a function of besides the clip's own content: the
+        settings, and for audio the separately shipped track (MER's audio/{name}.wav) when there is one."""
+        return {"frames": self.frames_hash, "audio": [self.audio_hash, record.audio_sha256]}
+
     async def prepare(self, record: ClipRecord, with_audio: bool) -> PreparedMedia:
         """Frames (and audio when asked for) of one clip, from the cache when this content was seen."""
         lock = self._locks.setdefault(record.sha256, asyncio.Lock())

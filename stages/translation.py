@@ -1,20 +1,50 @@
-"""Translation both ways: the description into Chinese, a Chinese-only subtitle into English."""
+"""Translation both ways: the description into Chinese, a Chinese-only subtitle into English.
+
+Two stages, one role: both are answered by the `translation` role's backend."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from annotators.client import RoleClient
-from stages.base import ModelStage, outcome_of
 from schemas.replies import TranslationReply
-from schemas.stage import StageOutcome
+from schemas.row import CoarseRow
+from stages.contract import Question, Stage, StageInputs
 
 
-class TranslationStage(ModelStage):
-    def __init__(self, client: RoleClient, name: str, direction: Literal["en_to_zh", "zh_to_en"]) -> None:
-        super().__init__(client)
-        self.name, self.direction = name, direction
+class DescriptionInputs(StageInputs):
+    description_en: str
 
-    async def run(self, text: str) -> StageOutcome:
-        answer = await self.client.ask(self.client.prompt.messages(self.direction, text=text), TranslationReply)
-        return outcome_of(self.name, {self.direction: answer}, answer.value.model_dump() if answer.ok else None)
+
+class ChineseSubtitleInputs(StageInputs):
+    subtitle_chinese: str
+
+
+class TranslationStage(Stage[DescriptionInputs]):
+    """The English description into Simplified Chinese."""
+
+    name = "translation"
+    inputs = DescriptionInputs
+    reply = TranslationReply
+    writes = ("description_zh",)
+    prompt = "translation"
+
+    def questions(self, inputs: DescriptionInputs) -> list[Question]:
+        return [Question("en_to_zh", "en_to_zh", {"text": inputs.description_en})]
+
+    def write(self, row: CoarseRow, value: dict) -> None:
+        row.description_zh = value["translation"]
+
+
+class SubtitleTranslationStage(Stage[ChineseSubtitleInputs]):
+    """A Chinese-only subtitle into English, so every model reads the words."""
+
+    name = "subtitle_translation"
+    role = "translation"
+    inputs = ChineseSubtitleInputs
+    reply = TranslationReply
+    writes = ("subtitle_english_translated",)
+    prompt = "translation"
+
+    def questions(self, inputs: ChineseSubtitleInputs) -> list[Question]:
+        return [Question("zh_to_en", "zh_to_en", {"text": inputs.subtitle_chinese})]
+
+    def write(self, row: CoarseRow, value: dict) -> None:
+        row.subtitle_english_translated = value["translation"]

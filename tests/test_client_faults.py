@@ -7,9 +7,6 @@ server is exercised in test_client_vllm.py and the flow tests.
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,48 +14,7 @@ from annotators.client import RoleClient
 from annotators.prompts import load_prompt
 from schemas.config import Endpoint, RoleConfig
 from schemas.replies import LabelsReply
-
-
-def completion(content: str, finish: str = "stop") -> tuple[int, dict]:
-    return 200, {
-        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
-    }
-
-
-class ScriptedServer:
-    """Answers each request with the next scripted (status, body), or with `handler(request)`;
-    records the requests."""
-
-    def __init__(self, script: list[tuple[int, dict]] | None = None, handler=None):
-        self.script, self.requests, self.handler = list(script or []), [], handler
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.requests.append(body)
-                if owner.handler is not None:
-                    status, payload = owner.handler(body)
-                else:
-                    status, payload = owner.script.pop(0) if owner.script else (500, {"error": "script exhausted"})
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
+from tests.fakes import ScriptedServer, completion
 
 
 @pytest.fixture

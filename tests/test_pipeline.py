@@ -13,45 +13,11 @@ from engine.assembly import Engine
 from stages.ingest import probe_clip
 from schemas.config import EngineConfig, Endpoint, MediaConfig, MediaTransport, RoleConfig, Sampling
 from schemas.manifest import Subtitles
-from tests.test_client_faults import ScriptedServer, completion
-
-REPLIES = {
-    "ClueReply": {"clues": "raised voice, fast speech", "emotional_states": ["angry"]},
-    "DescriptionReply": {"subtitle_analysis": "'always' shows frustration", "description": "In the video ...; in the audio ...; in the text ..."},
-    "TranslationReply": {"translation": "视频中……"},
-    "LabelsReply": {"labels": ["Angry", "frustrated"]},
-}
-
-
-def role_of(body: dict) -> str:
-    schema = body["response_format"]["json_schema"]["name"]
-    if schema == "ClueReply":
-        return "audio_clue" if "listens" in body["messages"][0]["content"] else "visual_clue"
-    return {"DescriptionReply": "disambiguation", "TranslationReply": "translation", "LabelsReply": "labels"}[schema]
-
-
-class Models:
-    """The scripted server, with a switchboard of roles to fail and a log of roles asked."""
-
-    def __init__(self):
-        self.failing: dict[str, int] = {}
-        self.server = ScriptedServer(handler=self.answer)
-
-    def answer(self, body):
-        role = role_of(body)
-        if role in self.failing:
-            return self.failing[role], {"error": {"message": "injected"}}
-        return completion(json.dumps(REPLIES[body["response_format"]["json_schema"]["name"]], ensure_ascii=False))
-
-    def asked(self) -> list[str]:
-        roles = [role_of(b) for b in self.server.requests]
-        self.server.requests.clear()
-        return roles
-
+from tests.fakes import RoleServer, role_of
 
 @pytest.fixture
 def models():
-    m = Models()
+    m = RoleServer()
     yield m
     m.server.close()
 
@@ -72,15 +38,15 @@ def config_for(url: str, **labels) -> EngineConfig:
     )
 
 
-def annotate(config: EngineConfig, tmp_path, records, models: "Models"):
+def annotate(config: EngineConfig, tmp_path, records, models: RoleServer):
     checkpoint = Checkpoint(tmp_path / "checkpoint.sqlite")
     seen = len(models.server.requests)
     try:
         with Engine(config, tmp_path, checkpoint) as engine:
-            rows, calls = engine.annotate(records)
+            rows, stats = engine.annotate(records)
     finally:
         checkpoint.close()
-    assert calls == len(models.server.requests) - seen  # the batch counts exactly the requests it made
+    assert stats.model_calls == len(models.server.requests) - seen  # the batch counts exactly the requests it made
     return rows
 
 

@@ -8,7 +8,8 @@ import pytest
 from annotators.client import parse_reply
 from annotators.prompts import PROMPT_DIR, load_prompt
 from schemas.text_clean import strip_leaked_prefix
-from engine.assembly import REPLY_MODELS
+from engine.assembly import role_prompt
+from stages.registry import METHOD_ROLES, METHOD_STAGES
 from schemas.labels import normalise_labels
 from schemas.arrow import arrow_schema, features, to_table
 from schemas.config import ROLES, EngineConfig
@@ -36,12 +37,14 @@ def test_arrow_schema_and_features_come_from_the_row_model():
     assert table.to_pylist()[0]["status"] == "ok"
 
 
-def test_every_role_has_a_prompt_file_and_a_reply_model():
+def test_every_role_has_a_prompt_file_and_every_stage_a_reply_model():
     config = EngineConfig()
-    assert set(config.roles) == set(ROLES) == set(REPLY_MODELS)
+    assert set(config.roles) == set(ROLES) == set(METHOD_ROLES)
     for role in ROLES:
-        prompt = load_prompt(config.roles[role].prompt)
+        prompt = load_prompt(role_prompt(role, config.roles[role], METHOD_STAGES))
         assert prompt.version and prompt.system and prompt.templates
+    for stage in METHOD_STAGES.values():
+        assert stage.reply.model_json_schema()["type"] == "object"
 
 
 @pytest.mark.parametrize("path", sorted(PROMPT_DIR.glob("*.toml")), ids=lambda p: p.stem)

@@ -1,0 +1,40 @@
+"""The measurement backend: the measuring annotators (annotators/signals) run on the prepared media,
+in the isolated decoder pool, since native code (Praat, WebRTC VAD, OpenCV) may crash a process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from annotators.signals.faces import measure_frames
+from annotators.signals.prosody import measure_audio
+from runtime.isolation import IsolatedPool
+from schemas.signals import ClipSignals
+from schemas.stage import StageOutcome
+from stages.contract import Backend, ClipContext, Stage, StageInputs
+
+MEASURE_VERSION = "1.0.0"  # bump when a measurement changes: stored signals are then re-measured
+
+
+class MeasurementBackend(Backend):
+    kind = "measure"
+
+    def __init__(self, pool: IsolatedPool) -> None:
+        self.pool = pool
+
+    def identity(self, stage: Stage) -> dict[str, Any]:
+        return {"kind": self.kind, "version": MEASURE_VERSION}
+
+    def reads_media(self, stage: Stage) -> bool:
+        return True
+
+    def lineup_entry(self) -> dict[str, Any]:
+        return {"models": ["measure"], "prompt": f"measure@{MEASURE_VERSION}", "media": "measured"}
+
+    async def answer(self, stage: Stage, inputs: StageInputs, clip: ClipContext) -> StageOutcome:
+        media = clip.media
+        try:
+            audio = await self.pool.run(measure_audio, media.wav) if media.wav else None
+            visual = await self.pool.run(measure_frames, media.frames)
+        except Exception as exc:  # a measurement that fails is this clip's error, kept with the row
+            return StageOutcome(error=f"cannot measure: {type(exc).__name__}: {exc}")
+        return StageOutcome(value=ClipSignals(audio=audio, visual=visual).model_dump())

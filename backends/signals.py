@@ -1,0 +1,81 @@
+"""The measuring annotators as a backend: stages answered from the clip's measurements with templates
+and the emotion lexicon (annotators/signals) instead of a served model. Nothing is requested, so their
+provenance records zero attempts and the server `local`.
+
+Each stage this backend can answer has one function here, from the stage's typed inputs (and the
+measurements, where it reads them) to the replies the stage combines, as a model's would be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from annotators.signals.clues import acoustic_clue, visual_clue
+from annotators.signals.describe import NotATemplate, describe, translate_to_zh
+from annotators.signals.vocabulary import lexicon, templates
+from backends.measure import MEASURE_VERSION
+from schemas.config import stable_hash
+from schemas.replies import DescriptionReply, LabelsReply, Reply, TranslationReply
+from schemas.row import ClueSet, ModelCall
+from schemas.signals import ClipSignals
+from schemas.stage import StageOutcome
+from stages.contract import Backend, ClipContext, Stage, StageInputs
+
+VERSION = f"measure-{MEASURE_VERSION}+templates-{templates().version}+lexicon-{lexicon().version}"
+
+
+@dataclass(frozen=True)
+class SignalAnswer:
+    reads: tuple[str, ...]  # the measurements the answer is made from: "audio", "visual"
+    replies: Callable[[Any, ClipSignals], dict[str, Reply]]
+
+
+def _describe(inputs: Any, signals: ClipSignals) -> dict[str, Reply]:
+    analysis, description = describe(
+        inputs.subtitle, ClueSet(without_subtitle=inputs.audio_clue), ClueSet(without_subtitle=inputs.visual_clue), signals
+    )
+    return {"description": DescriptionReply(subtitle_analysis=analysis, description=description)}
+
+
+def _untranslatable(inputs: Any, signals: ClipSignals) -> dict[str, Reply]:
+    raise NotATemplate(
+        "the signals backend renders its own English sentences in Chinese; it cannot translate a free Chinese subtitle"
+    )
+
+
+# Measurements do not read the subtitle: one clue serves both asks.
+ANSWERS: dict[str, SignalAnswer] = {
+    "audio_clue": SignalAnswer(("audio",), lambda i, s: {"without_subtitle": acoustic_clue(s.audio)}),
+    "visual_clue": SignalAnswer(("visual",), lambda i, s: {"without_subtitle": visual_clue(s.visual)}),
+    "disambiguation": SignalAnswer(("audio", "visual"), _describe),
+    "subtitle_translation": SignalAnswer((), _untranslatable),
+    "translation": SignalAnswer((), lambda i, s: {"en_to_zh": TranslationReply(translation=translate_to_zh(i.description_en))}),
+    "labels": SignalAnswer((), lambda i, s: {"labels": LabelsReply(labels=lexicon().labels_in(i.description_en))}),
+}
+
+
+class SignalsBackend(Backend):
+    kind = "signals"
+
+    def identity(self, stage: Stage) -> dict[str, Any]:
+        return {"kind": self.kind, "version": VERSION}
+
+    def reads_measurements(self, stage: Stage) -> tuple[str, ...]:
+        return ANSWERS[stage.name].reads
+
+    def lineup_entry(self) -> dict[str, Any]:
+        return {"models": ["signals"], "prompt": f"signals@{VERSION}", "media": "measured"}
+
+    async def answer(self, stage: Stage, inputs: StageInputs, clip: ClipContext) -> StageOutcome:
+        call = ModelCall(
+            stage=stage.name, prompt_id=f"signals/{stage.name}", prompt_version=VERSION, model="signals",
+            server="local", sampling="{}", config_hash=stable_hash(self.identity(stage)), attempts=0,
+        )
+        try:
+            replies = ANSWERS[stage.name].replies(inputs, clip.signals or ClipSignals())
+            value = stage.combine(inputs, replies)
+        except (NotATemplate, ValidationError) as exc:  # permanent for this input: checkpointed as such
+            return StageOutcome(calls=[call], error=str(exc))
+        return StageOutcome(value=value, calls=[call])
