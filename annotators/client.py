@@ -104,7 +104,9 @@ def _api_key(endpoint: Endpoint) -> str:
         return "EMPTY"  # vLLM ignores the key unless started with --api-key; the openai client needs one
     key = os.environ.get(endpoint.api_key_env)
     if not key:
-        raise ValueError(f"environment variable {endpoint.api_key_env} (the API key for {endpoint.base_url}) is not set")
+        raise ValueError(
+            f"environment variable {endpoint.api_key_env} (the API key for {endpoint.base_url}) is not set"
+        )
     return key
 
 
@@ -189,7 +191,11 @@ class RoleClient:
                 value = parse_reply(raw, reply_model)
             except (ValueError, ValidationError) as exc:
                 error = f"invalid reply: {_short(str(exc))}"
-                history = [*messages, {"role": "assistant", "content": raw or ""}, {"role": "user", "content": _REASK.format(error=error)}]
+                history = [
+                    *messages,
+                    {"role": "assistant", "content": raw or ""},
+                    {"role": "user", "content": _REASK.format(error=error)},
+                ]
                 continue
             return Answer(value, self._call(slot, finish, attempts, usage))
         return Answer(None, self._call(slot, finish, attempts, usage), error=error, raw=raw, transient=transient)
@@ -228,7 +234,9 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def role_config_hash(role: str, config: RoleConfig, prompt: Prompt, reply_model: type[Reply], extra: object = None) -> str:
+def role_config_hash(
+    role: str, config: RoleConfig, prompt: Prompt, reply_model: type[Reply], extra: object = None
+) -> str:
     """Everything that determines a role's answers; endpoints' URLs are left out (replicas agree)."""
     return stable_hash(
         {

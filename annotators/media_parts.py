@@ -7,7 +7,14 @@ from pathlib import Path
 
 from schemas.config import MediaTransport, RoleConfig
 
-_MIME = {".wav": "audio/wav", ".mp4": "video/mp4", ".avi": "video/x-msvideo", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+_MIME = {
+    ".wav": "audio/wav",
+    ".mp4": "video/mp4",
+    ".avi": "video/x-msvideo",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+}
 
 
 def _url(path: Path, media_root: str | None) -> str:

@@ -55,14 +55,27 @@ class VLLMServer:
     def command(self, model: str) -> list[str]:
         # -P: the working directory stays off sys.path, so a checkout's stale *.egg-info there cannot
         # shadow the installed plugin's entry points (vllm.general_plugins).
-        cmd = [self.python, "-P", "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1", "--port", str(self.spec.port)]
+        cmd = [
+            self.python,
+            "-P",
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.spec.port),
+        ]
         if self.spec.served_model_name:
             cmd += ["--served-model-name", self.spec.served_model_name]
         return cmd + list(self.spec.extra_args)
 
-    def start(self) -> "VLLMServer":
+    def start(self) -> VLLMServer:
         if self.healthy():
-            raise RuntimeError(f"port {self.spec.port} already serves something; refusing to start {self.spec.name} over it")
+            raise RuntimeError(
+                f"port {self.spec.port} already serves something; refusing to start {self.spec.name} over it"
+            )
         cmd = self.command(self.model_path())
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # An inherited VLLM_API_KEY (meant for remote servers) would make this loopback server demand a
@@ -75,12 +88,16 @@ class VLLMServer:
         deadline = time.monotonic() + self.spec.startup_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"vLLM server {self.spec.name} exited with {self._proc.returncode}; log tail:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"vLLM server {self.spec.name} exited with {self._proc.returncode}; log tail:\n{self.log_tail()}"
+                )
             if self.healthy():
                 return self
             time.sleep(1.0)
         self.stop()
-        raise TimeoutError(f"vLLM server {self.spec.name} not healthy after {self.spec.startup_timeout_s} s; log tail:\n{self.log_tail()}")
+        raise TimeoutError(
+            f"vLLM server {self.spec.name} not healthy after {self.spec.startup_timeout_s} s; log tail:\n{self.log_tail()}"
+        )
 
     def healthy(self) -> bool:
         try:

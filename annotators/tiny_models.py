@@ -124,7 +124,12 @@ def _write_salmonn_model(out_dir: Path, seed: int) -> None:
     with tempfile.TemporaryDirectory() as release:
         paths = write_salmonn_release(Path(release), seed)
         # convert_salmonn writes a fresh directory: convert beside, then move the files into `out_dir`.
-        converted = convert_salmonn(**paths, out_dir=Path(release) / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"], dtype="float32")
+        converted = convert_salmonn(
+            **paths,
+            out_dir=Path(release) / "converted",
+            qformer_heads=TINY_QFORMER["num_attention_heads"],
+            dtype="float32",
+        )
         for path in converted.iterdir():
             shutil.move(str(path), out_dir / path.name)
 
@@ -216,7 +221,9 @@ def _generation_config(tokenizer: PreTrainedTokenizerFast) -> GenerationConfig:
     return GenerationConfig(eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)
 
 
-def _favour_closing_quotes(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, factor: float = _QUOTE_GAIN) -> None:
+def _favour_closing_quotes(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, factor: float = _QUOTE_GAIN
+) -> None:
     """Scale the output rows of tokens that start with a double quote.
 
     Uniformly random weights almost never pick the one token that ends a JSON string, so every

@@ -37,7 +37,11 @@ class OpenAIBackend(Backend):
 
     def lineup_entry(self) -> dict[str, Any]:
         cfg, prompt = self.client.config, self.client.prompt
-        return {"models": [ep.model for ep in cfg.endpoints], "prompt": f"{prompt.id}@{prompt.version}", "media": cfg.media.value}
+        return {
+            "models": [ep.model for ep in cfg.endpoints],
+            "prompt": f"{prompt.id}@{prompt.version}",
+            "media": cfg.media.value,
+        }
 
     def _media_parts(self, stage: Stage, clip: ClipContext) -> list[dict]:
         parts: list[dict] = []

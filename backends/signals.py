@@ -7,8 +7,9 @@ measurements, where it reads them) to the replies the stage combines, as a model
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,7 +35,10 @@ class SignalAnswer:
 
 def _describe(inputs: Any, signals: ClipSignals) -> dict[str, Reply]:
     analysis, description = describe(
-        inputs.subtitle, ClueSet(without_subtitle=inputs.audio_clue), ClueSet(without_subtitle=inputs.visual_clue), signals
+        inputs.subtitle,
+        ClueSet(without_subtitle=inputs.audio_clue),
+        ClueSet(without_subtitle=inputs.visual_clue),
+        signals,
     )
     return {"description": DescriptionReply(subtitle_analysis=analysis, description=description)}
 
@@ -51,7 +55,9 @@ ANSWERS: dict[str, SignalAnswer] = {
     "visual_clue": SignalAnswer(("visual",), lambda i, s: {"without_subtitle": visual_clue(s.visual)}),
     "disambiguation": SignalAnswer(("audio", "visual"), _describe),
     "subtitle_translation": SignalAnswer((), _untranslatable),
-    "translation": SignalAnswer((), lambda i, s: {"en_to_zh": TranslationReply(translation=translate_to_zh(i.description_en))}),
+    "translation": SignalAnswer(
+        (), lambda i, s: {"en_to_zh": TranslationReply(translation=translate_to_zh(i.description_en))}
+    ),
     "labels": SignalAnswer((), lambda i, s: {"labels": LabelsReply(labels=lexicon().labels_in(i.description_en))}),
 }
 
@@ -70,8 +76,14 @@ class SignalsBackend(Backend):
 
     async def answer(self, stage: Stage, inputs: StageInputs, clip: ClipContext) -> StageOutcome:
         call = ModelCall(
-            stage=stage.name, prompt_id=f"signals/{stage.name}", prompt_version=VERSION, model="signals",
-            server="local", sampling="{}", config_hash=stable_hash(self.identity(stage)), attempts=0,
+            stage=stage.name,
+            prompt_id=f"signals/{stage.name}",
+            prompt_version=VERSION,
+            model="signals",
+            server="local",
+            sampling="{}",
+            config_hash=stable_hash(self.identity(stage)),
+            attempts=0,
         )
         try:
             replies = ANSWERS[stage.name].replies(inputs, clip.signals or ClipSignals())

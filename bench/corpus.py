@@ -16,9 +16,9 @@ from pathlib import Path
 from data import synth_clips
 from flows.build_coarse import probe_cache_key
 from runtime.checkpoint import Checkpoint
-from stages.ingest import probe_clip
 from schemas.config import EngineConfig
 from schemas.manifest import Subtitles
+from stages.ingest import probe_clip
 
 # MER subtitles run 10 to 30 words; the number makes each clip's prompts its own.
 SUBTITLES = [
@@ -77,6 +77,8 @@ def fresh_state(warm: Path, state_dir: Path) -> Path:
     # Plain SQL across the two files: a benchmark set-up step the engine itself never needs.
     with sqlite3.connect(state_dir / "checkpoint.sqlite") as db:
         db.execute("ATTACH DATABASE ? AS warm", (str(warm / "checkpoint.sqlite"),))
-        db.execute("INSERT OR REPLACE INTO results SELECT * FROM warm.results WHERE stage IN ('signals', 'media_prep')")
+        db.execute(
+            "INSERT OR REPLACE INTO results SELECT * FROM warm.results WHERE stage IN ('signals', 'media_prep')"
+        )
     db.close()
     return state_dir

@@ -31,8 +31,12 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 _SENTENCE = "The speaker's voice rises and tightens while the eyebrows lift and the mouth opens wide."
 REPLIES: dict[str, Reply] = {
     "ClueReply": ClueReply(clues=" ".join([_SENTENCE] * 4), emotional_states=["surprised", "excited", "tense"]),
-    "DescriptionReply": DescriptionReply(subtitle_analysis=" ".join([_SENTENCE] * 3), description=" ".join([_SENTENCE] * 14)),
-    "TranslationReply": TranslationReply(translation="第#SERIAL#号。" + "说话人的声音升高并变得紧张，眉毛上扬，嘴巴张大。" * 8),
+    "DescriptionReply": DescriptionReply(
+        subtitle_analysis=" ".join([_SENTENCE] * 3), description=" ".join([_SENTENCE] * 14)
+    ),
+    "TranslationReply": TranslationReply(
+        translation="第#SERIAL#号。" + "说话人的声音升高并变得紧张，眉毛上扬，嘴巴张大。" * 8
+    ),
     "TranslationReply/en": TranslationReply(translation=_SENTENCE),
     "LabelsReply": LabelsReply(labels=["surprised", "excited", "tense"]),
 }
@@ -66,7 +70,9 @@ def make_app(state: State) -> Starlette:
     # Each reply carries the request's serial number (fixed width, so lengths stay fixed): a real
     # model's answers differ from clip to clip, and identical answers would let the engine's
     # checkpoint (keyed by inputs) answer later stages without asking.
-    prepared = {key: reply.model_dump_json().replace(_SENTENCE, _SENTENCE + " #SERIAL#") for key, reply in REPLIES.items()}
+    prepared = {
+        key: reply.model_dump_json().replace(_SENTENCE, _SENTENCE + " #SERIAL#") for key, reply in REPLIES.items()
+    }
 
     async def chat(request: Request) -> Response:
         raw = await request.body()
@@ -86,9 +92,25 @@ def make_app(state: State) -> Starlette:
             await asyncio.sleep(state.latency_s)
             prompt_tokens = len(raw) // 4  # order of magnitude only; bench/paper.py counts tokens properly
             payload = {
-                "id": f"bench-{serial}", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "bench"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": prepared[key].replace("#SERIAL#", f"{serial:08d}")}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": COMPLETION_TOKENS[key], "total_tokens": prompt_tokens + COMPLETION_TOKENS[key]},
+                "id": f"bench-{serial}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "bench"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": prepared[key].replace("#SERIAL#", f"{serial:08d}"),
+                        },
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": COMPLETION_TOKENS[key],
+                    "total_tokens": prompt_tokens + COMPLETION_TOKENS[key],
+                },
             }
             return JSONResponse(payload)
         finally:
@@ -101,7 +123,14 @@ def make_app(state: State) -> Starlette:
         if state.record:
             state.record.flush()
         window = (state.last_reply - state.first_request) if state.first_request and state.last_reply else 0.0
-        return JSONResponse({"requests": state.requests, "window_s": window, "busy_s": state.busy_s, "peak_in_flight": state.peak_in_flight})
+        return JSONResponse(
+            {
+                "requests": state.requests,
+                "window_s": window,
+                "busy_s": state.busy_s,
+                "peak_in_flight": state.peak_in_flight,
+            }
+        )
 
     async def reset(request: Request) -> Response:
         state.requests = state.peak_in_flight = 0
@@ -119,13 +148,15 @@ def make_app(state: State) -> Starlette:
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "bench", "object": "model"}]})
 
-    return Starlette(routes=[
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/v1/models", models),
-        Route("/stats", stats),
-        Route("/reset", reset, methods=["POST"]),
-        Route("/health", lambda r: Response("ok")),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/models", models),
+            Route("/stats", stats),
+            Route("/reset", reset, methods=["POST"]),
+            Route("/health", lambda r: Response("ok")),
+        ]
+    )
 
 
 def main() -> None:
@@ -136,7 +167,16 @@ def main() -> None:
     args = parser.parse_args()
     app = make_app(State(args.latency_ms / 1000, args.record))
     # uvloop + httptools (the `bench` extra): the same fast HTTP stack vLLM's server runs on.
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", loop="auto", http="auto", backlog=4096, timeout_keep_alive=60)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        loop="auto",
+        http="auto",
+        backlog=4096,
+        timeout_keep_alive=60,
+    )
 
 
 if __name__ == "__main__":

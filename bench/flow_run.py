@@ -35,13 +35,17 @@ def main() -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     summary = build_coarse(corpus=corpus, out_dir=out, config_path=config)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    print(json.dumps({
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "peak_rss_mb": peak_rss_mb(),
-        "rss_after_imports_mb": rss_before,
-        "summary": summary,
-    }))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_rss_mb": peak_rss_mb(),
+                "rss_after_imports_mb": rss_before,
+                "summary": summary,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

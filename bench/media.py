@@ -18,13 +18,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from runtime.isolation import IsolatedPool
-from stages.ingest import probe_clip
-from stages.media_prep import MediaPrep, frame_count, scaled_size
 from schemas.config import MediaConfig
 from schemas.manifest import Subtitles
+from stages.ingest import probe_clip
+from stages.media_prep import MediaPrep, frame_count, scaled_size
 
 
-def bare_decode(video: str, out_dir: str, count: int, width: int, height: int, quality: int, rate: int, max_s: float) -> None:
+def bare_decode(
+    video: str, out_dir: str, count: int, width: int, height: int, quality: int, rate: int, max_s: float
+) -> None:
     import decord
     import numpy as np
     from PIL import Image
@@ -36,8 +38,27 @@ def bare_decode(video: str, out_dir: str, count: int, width: int, height: int, q
     for i, frame in enumerate(reader.get_batch(list(indices)).asnumpy()):
         Image.fromarray(frame).save(os.path.join(out_dir, f"frame_{i:03d}.jpg"), quality=quality)
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-t", str(max_s), "-i", video, "-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-acodec", "pcm_s16le", os.path.join(out_dir, "audio.wav")],
-        check=True, capture_output=True,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-t",
+            str(max_s),
+            "-i",
+            video,
+            "-map",
+            "0:a:0",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "-acodec",
+            "pcm_s16le",
+            os.path.join(out_dir, "audio.wav"),
+        ],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -63,7 +84,20 @@ def measure(clip: Path, workdir: Path, n: int, media: MediaConfig, workers: int,
             for job in [pool.submit(warm_decoders) for _ in range(workers * 4)]:
                 job.result()  # workers started and warm before the clock, as the engine's are in a long run
             started = time.perf_counter()
-            jobs = [pool.submit(bare_decode, str(clip), str(bare_dir / str(i)), count, width, height, media.jpeg_quality, media.audio_sample_rate, media.audio_max_seconds) for i in range(n)]
+            jobs = [
+                pool.submit(
+                    bare_decode,
+                    str(clip),
+                    str(bare_dir / str(i)),
+                    count,
+                    width,
+                    height,
+                    media.jpeg_quality,
+                    media.audio_sample_rate,
+                    media.audio_max_seconds,
+                )
+                for i in range(n)
+            ]
             for job in jobs:
                 job.result()
             return time.perf_counter() - started
@@ -96,8 +130,13 @@ def measure(clip: Path, workdir: Path, n: int, media: MediaConfig, workers: int,
         probe_clip(clip, Subtitles(), None, media.audio_max_seconds, media.silence_threshold_db)
     probe_s = (time.perf_counter() - started) / probes
     return {
-        "clips": n, "rounds": rounds, "frames_per_clip": count, "frame_size": f"{width}x{height}", "workers": workers,
-        "bare_ms_per_clip": 1000 * bare_s / n, "engine_ms_per_clip": 1000 * engine_s / n,
+        "clips": n,
+        "rounds": rounds,
+        "frames_per_clip": count,
+        "frame_size": f"{width}x{height}",
+        "workers": workers,
+        "bare_ms_per_clip": 1000 * bare_s / n,
+        "engine_ms_per_clip": 1000 * engine_s / n,
         "engine_over_bare": engine_s / bare_s,
         "probe_ms_per_clip": 1000 * probe_s,
     }

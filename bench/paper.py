@@ -27,7 +27,12 @@ VL_PIXELS_PER_TOKEN = 28 * 28  # Qwen2.5-VL: 14-px patches merged 2x2
 REAL_CLIP = {"seconds": 5.0, "width": 672, "height": 378}  # MER clips: 1.7-14 s, 672x378 to 1080p
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_STAGE = {"ClueReply": None, "DescriptionReply": "disambiguation", "TranslationReply": "translation", "LabelsReply": "labels"}
+_STAGE = {
+    "ClueReply": None,
+    "DescriptionReply": "disambiguation",
+    "TranslationReply": "translation",
+    "LabelsReply": "labels",
+}
 
 
 def text_tokens(text: str) -> int:
@@ -54,14 +59,19 @@ def stage_of(body: dict) -> str:
     return _STAGE[name]
 
 
-def tokens_per_clip(recorded: Path, clips: int, completion: dict[str, int], frames: int, side: int, clip: dict = REAL_CLIP) -> dict[str, dict]:
+def tokens_per_clip(
+    recorded: Path, clips: int, completion: dict[str, int], frames: int, side: int, clip: dict = REAL_CLIP
+) -> dict[str, dict]:
     """Mean prompt (text + media) and completion tokens per clip, per stage."""
     totals: dict[str, dict[str, float]] = defaultdict(lambda: {"requests": 0, "text": 0, "media": 0, "completion": 0})
     with recorded.open(encoding="utf-8") as handle:
         for line in handle:
             body = json.loads(line)
             stage = stage_of(body)
-            text = "".join(m["content"] if isinstance(m["content"], str) else "".join(p.get("text", "") for p in m["content"]) for m in body["messages"])
+            text = "".join(
+                m["content"] if isinstance(m["content"], str) else "".join(p.get("text", "") for p in m["content"])
+                for m in body["messages"]
+            )
             t = totals[stage]
             t["requests"] += 1
             t["text"] += text_tokens(text)

@@ -23,8 +23,13 @@ class PrefectServer:
         env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
         prefect = str(Path(sys.executable).with_name("prefect"))
-        self.proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                     stdout=(home / "server.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=(home / "server.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.api = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -17,11 +17,17 @@ from pathlib import Path
 # frame that belongs to a component (so typing.py under pydantic counts as pydantic).
 COMPONENTS = [
     ("openai SDK", r"\(openai/(?!_vendor)"),
-    ("HTTP (aiohttp, httpx)", r"\((aiohttp|aiohappyeyeballs|httpx|httpcore|openai/_vendor|anyio|yarl|multidict|ssl\.py)"),
+    (
+        "HTTP (aiohttp, httpx)",
+        r"\((aiohttp|aiohappyeyeballs|httpx|httpcore|openai/_vendor|anyio|yarl|multidict|ssl\.py)",
+    ),
     ("JSON encode/decode", r"\(json/"),
     ("pydantic", r"\(pydantic(_core)?/"),
     ("SQLite checkpoint", r"\(runtime/checkpoint\.py"),
-    ("engine (flows/, engine/, stages/, backends/, runtime/, annotators/, gates/, schemas/)", r"\((flows|engine|stages|backends|runtime|annotators|gates|schemas|metrics|review)/"),
+    (
+        "engine (flows/, engine/, stages/, backends/, runtime/, annotators/, gates/, schemas/)",
+        r"\((flows|engine|stages|backends|runtime|annotators|gates|schemas|metrics|review)/",
+    ),
     ("Arrow, datasets (export)", r"\((pyarrow|datasets|fsspec|pandas|huggingface_hub)/"),
     ("Prefect", r"\(prefect/"),
     ("asyncio event loop", r"\(asyncio/"),
@@ -31,7 +37,13 @@ COMPONENTS = [
 
 def record(cmd: list[str], out: Path, env: dict, cwd: Path, rate: int = 100) -> subprocess.CompletedProcess:
     spy = str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.run([spy, "record", "--gil", "-o", str(out), "-f", "raw", "-r", str(rate), "--", *cmd], env=env, cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [spy, "record", "--gil", "-o", str(out), "-f", "raw", "-r", str(rate), "--", *cmd],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
 
 
 def components(raw: Path) -> dict[str, float]:
@@ -43,7 +55,9 @@ def components(raw: Path) -> dict[str, float]:
         if any("importlib" in f for f in frames):
             counts["imports"] += int(n)
             continue
-        owner = next((name for frame in reversed(frames) for name, pattern in COMPONENTS if re.search(pattern, frame)), "other")
+        owner = next(
+            (name for frame in reversed(frames) for name, pattern in COMPONENTS if re.search(pattern, frame)), "other"
+        )
         counts[owner] += int(n)
     total = sum(counts.values()) or 1
     return {name: n / total for name, n in counts.most_common()}

@@ -47,7 +47,10 @@ def markdown(r: dict) -> str:
         f"on the first clips ({', '.join(str(d['sequential']['clips']) for d in r['dispatch'])}).",
         f"Flow runs report to a Prefect API server, as deployments do; Prefect's local mode (no server) adds a fixed {r['local_mode_startup_s']:.1f} s per run (its ephemeral API starting inside the run).",
         "Peak requests in flight at the server, flow vs ceiling: "
-        + "; ".join(f"{d['latency_ms']:g} ms: {d['flow_server']['peak_in_flight']} vs {d['ceiling_server']['peak_in_flight']}" for d in r["dispatch"])
+        + "; ".join(
+            f"{d['latency_ms']:g} ms: {d['flow_server']['peak_in_flight']} vs {d['ceiling_server']['peak_in_flight']}"
+            for d in r["dispatch"]
+        )
         + f" (caps {r['dispatch'][0]['caps']}).",
         "",
         "## 2. Orchestration cost and memory",
@@ -57,7 +60,9 @@ def markdown(r: dict) -> str:
     ]
     mem = r["memory"]
     for row in (mem["small"], mem["large"]):
-        out.append(f"| {row['clips']} | {row['cpu_ms_per_clip']:.2f} ({_mark(row['cpu_ms_per_clip'] <= 5)}) | {row['peak_rss_mb']:.0f} | {row['rss_after_imports_mb']:.0f} | {row['wall_s']:.1f} |")
+        out.append(
+            f"| {row['clips']} | {row['cpu_ms_per_clip']:.2f} ({_mark(row['cpu_ms_per_clip'] <= 5)}) | {row['peak_rss_mb']:.0f} | {row['rss_after_imports_mb']:.0f} | {row['wall_s']:.1f} |"
+        )
     out.append(f"| ceiling script (same requests) | {r['dispatch'][0]['ceiling_cpu_ms_per_clip']:.2f} | | | |")
     out += [
         "",
@@ -96,26 +101,53 @@ def markdown(r: dict) -> str:
             "|---|---|---|---|",
         ]
         for name, b in v["servers"].items():
-            out.append(f"| {name} | {100 * b['busy_share']:.0f}% | {b.get('mean_running', 0):.1f} | {100 * b.get('share_with_queue', 0):.0f}% |")
-        out += ["", "Sampled from each server's own /metrics gauges (vllm:num_requests_running / _waiting) every 0.1 s (the sample count is in results.json)."]
+            out.append(
+                f"| {name} | {100 * b['busy_share']:.0f}% | {b.get('mean_running', 0):.1f} | {100 * b.get('share_with_queue', 0):.0f}% |"
+            )
+        out += [
+            "",
+            "Sampled from each server's own /metrics gauges (vllm:num_requests_running / _waiting) every 0.1 s (the sample count is in results.json).",
+        ]
     else:
         out.append("Not run (--vllm-clips 0).")
     if (prof := r.get("profile")) and "components" in prof:
-        out += ["", "## Where the flow's CPU goes", "",
-                f"py-spy samples of the {r['dispatch'][0]['clips']}-clip, {r['dispatch'][0]['latency_ms']:g} ms dispatch run, self time by component:", "",
-                "| component | share |", "|---|---|"]
+        out += [
+            "",
+            "## Where the flow's CPU goes",
+            "",
+            f"py-spy samples of the {r['dispatch'][0]['clips']}-clip, {r['dispatch'][0]['latency_ms']:g} ms dispatch run, self time by component:",
+            "",
+            "| component | share |",
+            "|---|---|",
+        ]
         out += [f"| {name} | {100 * share:.1f}% |" for name, share in prof["components"].items()]
-        out += ["", "Inside the client layer (RoleClient.ask), inclusive:", "", "| function | share of the client layer |", "|---|---|"]
+        out += [
+            "",
+            "Inside the client layer (RoleClient.ask), inclusive:",
+            "",
+            "| function | share of the client layer |",
+            "|---|---|",
+        ]
         out += [f"| `{name}` | {100 * share:.0f}% |" for name, share in prof["client_layer"]]
     out += ["", "## 6. On paper: GPU-hours for 115,595 clips on one H100 per model", ""]
     p = r["paper"]
-    out += ["Tokens per clip per stage (text counted on the requests the engine sent; media at the models' published rates for a 5 s 672x378 clip):", "",
-            "| stage | requests | prompt text tokens | media tokens | completion tokens |", "|---|---|---|---|---|"]
+    out += [
+        "Tokens per clip per stage (text counted on the requests the engine sent; media at the models' published rates for a 5 s 672x378 clip):",
+        "",
+        "| stage | requests | prompt text tokens | media tokens | completion tokens |",
+        "|---|---|---|---|---|",
+    ]
     for stage, t in sorted(p["per_clip"].items()):
         out.append(f"| {stage} | {t['requests']:.2f} | {t['text']:.0f} | {t['media']:.0f} | {t['completion']:.0f} |")
-    out += ["", "| clip length | frames | prefix caching of media | prefill tokens/clip | decode tokens/clip | GPU-hours | decode share |", "|---|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "| clip length | frames | prefix caching of media | prefill tokens/clip | decode tokens/clip | GPU-hours | decode share |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in p["scenarios"]:
-        out.append(f"| {s['clip_s']:g} s | {s['frames']} | {'yes' if s['prefix_cached_media'] else 'no'} | {s['prefill_tokens_per_clip']:.0f} | {s['decode_tokens_per_clip']:.0f} | {s['gpu_hours']:.1f} | {100 * s['decode_share']:.0f}% |")
+        out.append(
+            f"| {s['clip_s']:g} s | {s['frames']} | {'yes' if s['prefix_cached_media'] else 'no'} | {s['prefill_tokens_per_clip']:.0f} | {s['decode_tokens_per_clip']:.0f} | {s['gpu_hours']:.1f} | {100 * s['decode_share']:.0f}% |"
+        )
     out += [
         "",
         "Decode at ~6,300 output tokens/s (one public vLLM benchmark, 8B text model, one H100, high concurrency);",

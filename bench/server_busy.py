@@ -19,11 +19,13 @@ _GAUGE = re.compile(r"^(vllm:num_requests_(?:running|waiting))\{[^}]*\}\s+([0-9.
 class BusySampler:
     def __init__(self, metrics_urls: dict[str, str], interval: float = 0.1) -> None:
         self.urls, self.interval = metrics_urls, interval
-        self.samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in metrics_urls}  # (t, running, waiting)
+        self.samples: dict[str, list[tuple[float, float, float]]] = {
+            name: [] for name in metrics_urls
+        }  # (t, running, waiting)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> "BusySampler":
+    def __enter__(self) -> BusySampler:
         self._thread.start()
         return self
 
@@ -40,7 +42,13 @@ class BusySampler:
                     except httpx.HTTPError:
                         continue  # not up yet, or gone
                     values = {m.group(1): float(m.group(2)) for m in _GAUGE.finditer(text)}
-                    self.samples[name].append((time.monotonic(), values.get("vllm:num_requests_running", 0.0), values.get("vllm:num_requests_waiting", 0.0)))
+                    self.samples[name].append(
+                        (
+                            time.monotonic(),
+                            values.get("vllm:num_requests_running", 0.0),
+                            values.get("vllm:num_requests_waiting", 0.0),
+                        )
+                    )
                 self._stop.wait(self.interval)
 
     def report(self) -> dict[str, dict]:

@@ -32,13 +32,47 @@ def speech_wav(text: str, path: Path, voice: str = "en") -> Path:
     return path
 
 
-def talking_clip(path: Path, text: str, *, size: str = "320x180", pattern: str = "testsrc2", seconds: float | None = None, faststart: bool = True) -> Path:
+def talking_clip(
+    path: Path,
+    text: str,
+    *,
+    size: str = "320x180",
+    pattern: str = "testsrc2",
+    seconds: float | None = None,
+    faststart: bool = True,
+) -> Path:
     """A clip whose audio speaks `text` (espeak-ng) over a moving test pattern, H.264 + AAC."""
     with tempfile.TemporaryDirectory() as tmp:
         wav = speech_wav(text, Path(tmp) / "speech.wav")
         duration = seconds or max(1.5, _duration(wav) + 0.3)
-        cmd = ["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", f"{pattern}=size={size}:rate=25:duration={duration}", "-i", str(wav)]
-        cmd += ["-af", "apad", "-t", str(duration), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100"]
+        cmd = [
+            "ffmpeg",
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"{pattern}=size={size}:rate=25:duration={duration}",
+            "-i",
+            str(wav),
+        ]
+        cmd += [
+            "-af",
+            "apad",
+            "-t",
+            str(duration),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-ar",
+            "44100",
+        ]
         _run(cmd + (["-movflags", "+faststart"] if faststart else []) + [str(path)])
     return path
 
@@ -50,7 +84,9 @@ def portrait_image() -> Path:
     return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
-def face_clip(path: Path, text: str | None, *, seconds: float | None = None, voice: str = "en", gain_db: float = 0.0) -> Path:
+def face_clip(
+    path: Path, text: str | None, *, seconds: float | None = None, voice: str = "en", gain_db: float = 0.0
+) -> Path:
     """A talking head: a portrait, gently zooming, with `text` spoken (or digital silence for None);
     `gain_db` below 0 makes the voice quiet."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,9 +97,38 @@ def face_clip(path: Path, text: str | None, *, seconds: float | None = None, voi
         else:
             duration = seconds or 2.5
             audio = ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono"]
-        video = f"scale=-2:240,pad=320:240:(ow-iw)/2:0,zoompan=z='1+0.0008*on':d=1:s=320x240:fps=25"
-        cmd = ["ffmpeg", "-y", "-v", "error", "-loop", "1", "-framerate", "25", "-i", str(portrait_image()), *audio, "-vf", video]
-        cmd += ["-af", f"volume={gain_db}dB,apad", "-t", str(duration), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100"]
+        video = "scale=-2:240,pad=320:240:(ow-iw)/2:0,zoompan=z='1+0.0008*on':d=1:s=320x240:fps=25"
+        cmd = [
+            "ffmpeg",
+            "-y",
+            "-v",
+            "error",
+            "-loop",
+            "1",
+            "-framerate",
+            "25",
+            "-i",
+            str(portrait_image()),
+            *audio,
+            "-vf",
+            video,
+        ]
+        cmd += [
+            "-af",
+            f"volume={gain_db}dB,apad",
+            "-t",
+            str(duration),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-ar",
+            "44100",
+        ]
         _run(cmd + [str(path)])
     return path
 
@@ -72,7 +137,7 @@ def silent_clip(path: Path, seconds: float = 2.0, *, audio: bool = True) -> Path
     """A readable video whose audio track is digital silence (or absent)."""
     cmd = ["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=25:duration={seconds}"]
     if audio:
-        cmd += ["-f", "lavfi", "-i", f"anullsrc=r=44100:cl=mono", "-t", str(seconds), "-c:a", "aac"]
+        cmd += ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-t", str(seconds), "-c:a", "aac"]
     _run(cmd + ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)])
     return path
 
@@ -104,7 +169,11 @@ def corrupted_copy(source: Path, path: Path) -> Path:
 
 
 def _duration(path: Path) -> float:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+    )
     return float(out.stdout.strip() or 0)
 
 
@@ -129,7 +198,12 @@ def make_sample_corpus(root: Path) -> Path:
     face_clip(video / "sample_00000005.mp4", None)
     empty_file(video / "sample_00000006.mp4")
     talking_clip(video / "sample_00000007.mp4", "Can anybody hear me? Hello?")
-    rows = [*SAMPLE_LINES, ("sample_00000005", "", ""), ("sample_00000007", "", "Can anybody hear me? Hello?"), ("sample_00000099", "这个视频丢失了。", "This clip is missing.")]
+    rows = [
+        *SAMPLE_LINES,
+        ("sample_00000005", "", ""),
+        ("sample_00000007", "", "Can anybody hear me? Hello?"),
+        ("sample_00000099", "这个视频丢失了。", "This clip is missing."),
+    ]
     write_subtitles(root / "subtitle_chieng.csv", rows)
     return root
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from annotators.client import EndpointPool, RoleClient
 from annotators.prompts import load_prompt
@@ -88,7 +88,11 @@ def lineup(config: EngineConfig) -> dict[str, dict]:
             out[role] = SignalsBackend().lineup_entry()
             continue
         prompt = load_prompt(role_prompt(role, cfg, classes))
-        out[role] = {"models": [ep.model for ep in cfg.endpoints], "prompt": f"{prompt.id}@{prompt.version}", "media": cfg.media.value}
+        out[role] = {
+            "models": [ep.model for ep in cfg.endpoints],
+            "prompt": f"{prompt.id}@{prompt.version}",
+            "media": cfg.media.value,
+        }
     return out
 
 
@@ -98,7 +102,7 @@ class Engine:
         self.stage_classes = check_lineup(config)
         self._stack = ExitStack()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         try:
             self.gateway = Gateway()
             self._stack.callback(self.gateway.close)
@@ -130,7 +134,9 @@ class Engine:
             return SignalsBackend()
         prompt = load_prompt(role_prompt(role, cfg, self.stage_classes))
         # The client's own hash is the role's; each stage's provenance carries its backend identity's.
-        return OpenAIBackend(RoleClient(role, cfg, prompt, stable_hash([role, cfg.model_dump(mode="json"), prompt.sha]), endpoints))
+        return OpenAIBackend(
+            RoleClient(role, cfg, prompt, stable_hash([role, cfg.model_dump(mode="json"), prompt.sha]), endpoints)
+        )
 
     def annotate(self, records: list[ClipRecord]) -> tuple[list[CoarseRow], RunStats]:
         """Rows for a batch, and what each stage cost in it (checkpoint hits, requests, tokens, seconds)."""

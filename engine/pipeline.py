@@ -148,7 +148,9 @@ class ClipPipeline:
 
         measured = await self.step("signals", row, clip)
         clip.signals = row.signals
-        clip.measurement_hashes = {part: stable_hash(measured.value[part]) if measured.ok else None for part in ("audio", "visual")}
+        clip.measurement_hashes = {
+            part: stable_hash(measured.value[part]) if measured.ok else None for part in ("audio", "visual")
+        }
 
         if not row.subtitle_english and row.subtitle_chinese:
             if (await self.step("subtitle_translation", row, clip)).transient:

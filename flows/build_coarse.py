@@ -17,16 +17,16 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from runtime.checkpoint import Checkpoint
 from engine.assembly import check_lineup, close_engines, config_fingerprint, engine_for, lineup, local_servers
 from flows.progress import Progress, stage_table_artifact
-from stages import export as out
-from stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
 from review.decisions import load_decisions
+from runtime.checkpoint import Checkpoint
 from schemas.config import EngineConfig, MediaConfig, stable_hash
+from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 from schemas.review import ReviewDecision
 from schemas.stats import RunStats
-from schemas.manifest import ClipRecord, ClipStatus, Subtitles
+from stages import export as out
+from stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
 
 
 def batched(items: list, size: int) -> list[list]:
@@ -34,14 +34,28 @@ def batched(items: list, size: int) -> list[list]:
 
 
 @task(name="probe-batch", cache_policy=NO_CACHE, retries=1)
-def probe_batch(paths: list[Path], subtitles: dict[str, Subtitles], audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint) -> list[ClipRecord]:
+def probe_batch(
+    paths: list[Path],
+    subtitles: dict[str, Subtitles],
+    audio_dir: Path | None,
+    media: MediaConfig,
+    checkpoint: Checkpoint,
+) -> list[ClipRecord]:
     records = []
     for path in paths:
         subs = subtitles.get(path.stem, Subtitles())
         try:
             records.append(_probe_cached(path, subs, audio_dir, media, checkpoint))
         except OSError as exc:  # vanished or unreadable since discovery: that clip, not the batch
-            records.append(ClipRecord(name=path.stem, path=str(path), subtitles=subs, status=ClipStatus.invalid, error=f"cannot read: {exc}"))
+            records.append(
+                ClipRecord(
+                    name=path.stem,
+                    path=str(path),
+                    subtitles=subs,
+                    status=ClipStatus.invalid,
+                    error=f"cannot read: {exc}",
+                )
+            )
     return records
 
 
@@ -51,7 +65,9 @@ def probe_cache_key(path: Path, audio: Path | None, media: MediaConfig) -> str:
     return stable_hash([stats, media.audio_max_seconds, media.silence_threshold_db])
 
 
-def _probe_cached(path: Path, subs: Subtitles, audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint) -> ClipRecord:
+def _probe_cached(
+    path: Path, subs: Subtitles, audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint
+) -> ClipRecord:
     audio = audio_dir / f"{path.stem}.wav" if audio_dir and (audio_dir / f"{path.stem}.wav").is_file() else None
     key = probe_cache_key(path, audio, media)
     cached = checkpoint.get("probe", key, key)
@@ -63,14 +79,18 @@ def _probe_cached(path: Path, subs: Subtitles, audio_dir: Path | None, media: Me
 
 
 @task(name="annotate-batch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def annotate_batch(index: int, records: list[ClipRecord], config: EngineConfig, state_dir: Path, parts_dir: Path) -> tuple[list[ClipRecord], RunStats]:
+def annotate_batch(
+    index: int, records: list[ClipRecord], config: EngineConfig, state_dir: Path, parts_dir: Path
+) -> tuple[list[ClipRecord], RunStats]:
     """Annotate a batch in whatever process runs it; returns its manifest records (updated where
     decoding found a clip broken) and what each stage cost. Parameters are plain data, so a
     distributed runner can ship the task to another machine's worker."""
     rows, stats = engine_for(config, state_dir).annotate(records)
     out.write_batch_parts(rows, parts_dir, index)
     records = [
-        rec if row.clip_status == rec.status.value else rec.model_copy(update={"status": ClipStatus(row.clip_status), "error": row.clip_error})
+        rec
+        if row.clip_status == rec.status.value
+        else rec.model_copy(update={"status": ClipStatus(row.clip_status), "error": row.clip_error})
         for rec, row in zip(records, rows)
     ]
     return records, stats
@@ -89,33 +109,61 @@ def batch_runner(config: EngineConfig) -> TaskRunner:
 
         if config.dask_address:
             return DaskTaskRunner(address=config.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": config.dask_workers, "threads_per_worker": config.task_workers, "processes": True})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": config.dask_workers,
+                "threads_per_worker": config.task_workers,
+                "processes": True,
+            }
+        )
     return ThreadPoolTaskRunner(max_workers=config.task_workers)
 
 
 EXPORT_VERSION = "1"  # bump when export's output changes for the same rows: the next run re-exports
 
 
-def export_fingerprint(parts: list[Path], config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision]) -> str:
+def export_fingerprint(
+    parts: list[Path], config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision]
+) -> str:
     """Everything the export is a function of: the rows (batch parts are written deterministically
     from the same rows), the gates, the shard size, the line-up, the corpus and reviewers' decisions."""
     rows = hashlib.sha256()
     for part in parts:
         rows.update(part.read_bytes())
-    return stable_hash([
-        EXPORT_VERSION, rows.hexdigest(), config.gates.model_dump(mode="json"), config.shard_rows, lineup(config), corpus,
-        {name: d.model_dump(mode="json") for name, d in sorted(decisions.items())},
-    ])
+    return stable_hash(
+        [
+            EXPORT_VERSION,
+            rows.hexdigest(),
+            config.gates.model_dump(mode="json"),
+            config.shard_rows,
+            lineup(config),
+            corpus,
+            {name: d.model_dump(mode="json") for name, d in sorted(decisions.items())},
+        ]
+    )
 
 
 @task(name="export", cache_policy=NO_CACHE)
-def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision], stats: RunStats) -> dict:
+def export(
+    parts_dir: Path,
+    out_dir: Path,
+    state_dir: Path,
+    config: EngineConfig,
+    corpus: str,
+    decisions: dict[str, ReviewDecision],
+    stats: RunStats,
+) -> dict:
     batch_parts = sorted(parts_dir.glob("rows-batch-*.parquet"))
     fingerprint = export_fingerprint(batch_parts, config, corpus, decisions)
     marker, previous = out_dir / ".export-fingerprint", out_dir / "build.json"
     # A re-run that changed nothing (no new clip, answer, gate setting or decision) keeps the last
     # export: re-gating and re-writing every shard was most of a re-run's time (bench/RESULTS.md).
-    if marker.is_file() and marker.read_text() == fingerprint and previous.is_file() and (out_dir / "hf" / "dataset_dict.json").is_file():
+    if (
+        marker.is_file()
+        and marker.read_text() == fingerprint
+        and previous.is_file()
+        and (out_dir / "hf" / "dataset_dict.json").is_file()
+    ):
         kept = json.loads(previous.read_text())
         run_only = ("model_calls", "seconds", "clips", "stages")
         return {k: v for k, v in kept.items() if k not in run_only} | {"export": "unchanged since the last run"}
@@ -124,7 +172,10 @@ def export(parts_dir: Path, out_dir: Path, state_dir: Path, config: EngineConfig
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     shards = {split: out.write_shards(files, data_dir, split, config.shard_rows) for split, files in parts.items()}
-    summary = out.summarise(parts) | {"length_bounds": f"[{bounds.low}, {bounds.high}] words, {bounds.source}", "review_decisions": len(decisions)}
+    summary = out.summarise(parts) | {
+        "length_bounds": f"[{bounds.low}, {bounds.high}] words, {bounds.source}",
+        "review_decisions": len(decisions),
+    }
     hf_dir = out_dir / "hf"
     if hf_dir.exists():
         shutil.rmtree(hf_dir)
@@ -156,10 +207,21 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
         with ThreadPoolTaskRunner(max_workers=config.task_workers) as runner:
             futures = [
                 # Only the batch's own subtitles: Prefect walks every task parameter.
-                runner.submit(probe_batch, {"paths": b, "subtitles": {p.stem: found.subtitles[p.stem] for p in b if p.stem in found.subtitles}, "audio_dir": found.audio_dir, "media": config.media, "checkpoint": checkpoint})
+                runner.submit(
+                    probe_batch,
+                    {
+                        "paths": b,
+                        "subtitles": {p.stem: found.subtitles[p.stem] for p in b if p.stem in found.subtitles},
+                        "audio_dir": found.audio_dir,
+                        "media": config.media,
+                        "checkpoint": checkpoint,
+                    },
+                )
                 for b in batched(found.clips, config.batch_size)
             ]
-            records = [r for f in futures for r in f.result()] + missing_clip_records(found) + duplicate_name_records(found)
+            records = (
+                [r for f in futures for r in f.result()] + missing_clip_records(found) + duplicate_name_records(found)
+            )
         records.sort(key=lambda r: r.name)
         parts_dir = out_path / ".parts"  # per output: runs for other outputs may share the state dir
         shutil.rmtree(parts_dir, ignore_errors=True)  # batches are re-cut each run; rows come from the checkpoint
@@ -167,7 +229,10 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
         stats = RunStats()
         with local_servers(config, state_dir), batch_runner(config) as runner:
             futures = [
-                runner.submit(annotate_batch, {"index": i, "records": batch, "config": config, "state_dir": state_dir, "parts_dir": parts_dir})
+                runner.submit(
+                    annotate_batch,
+                    {"index": i, "records": batch, "config": config, "state_dir": state_dir, "parts_dir": parts_dir},
+                )
                 for i, batch in enumerate(batched(records, config.batch_size))
             ]
             records = []
@@ -185,7 +250,11 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
         summary = export(parts_dir, out_path, state_dir, config, str(corpus), decisions, stats)
     finally:
         checkpoint.close()
-    summary |= {"model_calls": stats.model_calls, "seconds": round(time.monotonic() - started, 2), "clips": len(records)}
+    summary |= {
+        "model_calls": stats.model_calls,
+        "seconds": round(time.monotonic() - started, 2),
+        "clips": len(records),
+    }
     summary["stages"] = stats.table()
     stage_table_artifact(stats)
     (out_path / "build.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))

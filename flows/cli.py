@@ -20,15 +20,28 @@ console = Console()
 
 @app.command()
 def build(
-    corpus: Path = typer.Argument(..., exists=True, file_okay=False, help="Corpus folder: MER layout (video/, subtitle CSV) or plain clips"),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for manifest, Parquet shards, DatasetDict and card"),
-    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="TOML or YAML engine config"),
+    corpus: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="Corpus folder: MER layout (video/, subtitle CSV) or plain clips"
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder for manifest, Parquet shards, DatasetDict and card"
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", exists=True, dir_okay=False, help="TOML or YAML engine config"
+    ),
 ) -> None:
     """Run the build-coarse flow (Prefect; local mode unless PREFECT_API_URL points at a server)."""
     apply_prefect_defaults()
     from flows.build_coarse import build_coarse  # Prefect import is slow: keep --help fast
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
         task_id = bar.add_task("annotating clips", total=None)
         listener = lambda done, total: bar.update(task_id, completed=done, total=total)  # noqa: E731
         run_progress.add_listener(listener)
@@ -44,7 +57,9 @@ def push(
     out: Path = typer.Argument(..., exists=True, file_okay=False, help="A build-coarse output folder"),
     repo: str = typer.Option(..., "--repo", "-r", help="Dataset repo on the Hub, ORG/NAME"),
     public: bool = typer.Option(False, "--public", help="Create the repo public (default: private)"),
-    endpoint: str | None = typer.Option(None, "--endpoint", help="Hub URL (default: HF_ENDPOINT, else huggingface.co)"),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="Hub URL (default: HF_ENDPOINT, else huggingface.co)"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stage what would be uploaded into OUT/.push and stop"),
 ) -> None:
     """Push the gated rows (the train split) and the dataset card to the Hub; the failed split stays local.
@@ -56,7 +71,16 @@ def push(
     try:
         if dry_run:
             staged = publish.stage(out)
-            console.print_json(json.dumps({"staged": str(staged.folder), "files": staged.files, "rows": staged.rows, "held_back": staged.held_back}))
+            console.print_json(
+                json.dumps(
+                    {
+                        "staged": str(staged.folder),
+                        "files": staged.files,
+                        "rows": staged.rows,
+                        "held_back": staged.held_back,
+                    }
+                )
+            )
             return
         publish.hub_token()  # before Prefect starts: a missing token is the commonest mistake
         apply_prefect_defaults()
@@ -71,12 +95,33 @@ def push(
 
 @app.command()
 def evaluate(
-    predictions: Path = typer.Argument(..., exists=True, help="A build-coarse output folder (its train split) or a predictions CSV (name, openset)"),
-    gold: Path = typer.Option(..., "--gold", "-g", exists=True, dir_okay=False, help="Gold labels CSV (name, openset)"),
+    predictions: Path = typer.Argument(
+        ..., exists=True, help="A build-coarse output folder (its train split) or a predictions CSV (name, openset)"
+    ),
+    gold: Path = typer.Option(
+        ..., "--gold", "-g", exists=True, dir_okay=False, help="Gold labels CSV (name, openset)"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for report.md, report.json and labels.png"),
-    groups: Path | None = typer.Option(None, "--groups", exists=True, help="Synonym groups: JSON (list of lists, or per clip), the lexicon TOML, or a folder of {clip}.npy"),
-    wheel: Path | None = typer.Option(None, "--wheel", exists=True, help="Emotion-wheel resources: wheel_mapping.npz, or a folder with it or with wheel1-5.xlsx, synonym.xlsx, format.csv"),
-    config: Path | None = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="TOML or YAML with a [synonyms] role: group each clip's labels with that LLM (cached)"),
+    groups: Path | None = typer.Option(
+        None,
+        "--groups",
+        exists=True,
+        help="Synonym groups: JSON (list of lists, or per clip), the lexicon TOML, or a folder of {clip}.npy",
+    ),
+    wheel: Path | None = typer.Option(
+        None,
+        "--wheel",
+        exists=True,
+        help="Emotion-wheel resources: wheel_mapping.npz, or a folder with it or with wheel1-5.xlsx, synonym.xlsx, format.csv",
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        exists=True,
+        dir_okay=False,
+        help="TOML or YAML with a [synonyms] role: group each clip's labels with that LLM (cached)",
+    ),
 ) -> None:
     """Score labels with the EMER metric (and the emotion-wheel metric with --wheel); write the report.
 
@@ -87,8 +132,12 @@ def evaluate(
 
     try:
         summary = evaluate_flow(
-            predictions=str(predictions), gold=str(gold), out_dir=str(out),
-            groups=str(groups) if groups else None, wheel=str(wheel) if wheel else None, config_path=str(config) if config else None,
+            predictions=str(predictions),
+            gold=str(gold),
+            out_dir=str(out),
+            groups=str(groups) if groups else None,
+            wheel=str(wheel) if wheel else None,
+            config_path=str(config) if config else None,
         )
     except ValueError as exc:  # a malformed input file: say which and why, no traceback
         console.print(f"[red]{exc}[/red]")
@@ -105,18 +154,31 @@ def make_sample(out: Path = typer.Argument(Path("data/sample"), help="Where to w
     console.print(f"sample corpus written to {out}")
 
 
-review_app = typer.Typer(help="Human review of held-back rows in Label Studio (API key from LABEL_STUDIO_API_KEY only).", no_args_is_help=True)
+review_app = typer.Typer(
+    help="Human review of held-back rows in Label Studio (API key from LABEL_STUDIO_API_KEY only).",
+    no_args_is_help=True,
+)
 app.add_typer(review_app, name="review")
-LABEL_STUDIO_URL = typer.Option("http://localhost:8080", "--url", envvar="LABEL_STUDIO_URL", help="Label Studio's address")
-REVIEW_PROJECT = typer.Option("EMER coarse review", "--project", "-p", help="Title of the Label Studio project (created by push if missing)")
+LABEL_STUDIO_URL = typer.Option(
+    "http://localhost:8080", "--url", envvar="LABEL_STUDIO_URL", help="Label Studio's address"
+)
+REVIEW_PROJECT = typer.Option(
+    "EMER coarse review", "--project", "-p", help="Title of the Label Studio project (created by push if missing)"
+)
 
 
 @review_app.command("push")
 def review_push(
-    out: Path = typer.Argument(..., exists=True, file_okay=False, help="A build-coarse output folder (its review split and manifest)"),
+    out: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="A build-coarse output folder (its review split and manifest)"
+    ),
     url: str = LABEL_STUDIO_URL,
     project: str = REVIEW_PROJECT,
-    document_root: str | None = typer.Option(None, "--document-root", help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: that variable here)"),
+    document_root: str | None = typer.Option(
+        None,
+        "--document-root",
+        help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: that variable here)",
+    ),
 ) -> None:
     """Queue the review split's rows as Label Studio tasks; rows already queued (same clip content) are not queued again."""
     from review import label_studio, media, queue
@@ -132,7 +194,9 @@ def review_push(
 
 @review_app.command("pull")
 def review_pull(
-    out: Path = typer.Argument(..., exists=True, file_okay=False, help="The build-coarse output folder the rows were pushed from"),
+    out: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="The build-coarse output folder the rows were pushed from"
+    ),
     url: str = LABEL_STUDIO_URL,
     project: str = REVIEW_PROJECT,
 ) -> None:
@@ -146,8 +210,16 @@ def review_pull(
         console.print(str(exc), style="red", markup=False)
         raise typer.Exit(2)
     accepted = sum(d.accepted for d in found)
-    console.print_json(json.dumps({"decisions": len(found), "accepted": accepted, "rejected": len(found) - accepted,
-                                   "file": str(decisions.decisions_path(out))}))
+    console.print_json(
+        json.dumps(
+            {
+                "decisions": len(found),
+                "accepted": accepted,
+                "rejected": len(found) - accepted,
+                "file": str(decisions.decisions_path(out)),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def read_predictions(path: Path) -> dict[str, list[str]]:
         rows = pa.concat_tables(tables).to_pylist() if tables else []
         return {r["name"]: list(r["labels"] or []) for r in rows}
     if path.suffix == ".parquet":
-        return {r["name"]: list(r["labels"] or []) for r in pq.read_table(path, columns=["name", "labels"]).to_pylist()}
+        return {
+            r["name"]: list(r["labels"] or []) for r in pq.read_table(path, columns=["name", "labels"]).to_pylist()
+        }
     return read_openset_csv(path)
 
 
@@ -56,7 +58,9 @@ def read_labels(predictions: str, gold: str) -> tuple[dict[str, list[str]], dict
 
 
 @task(name="group-synonyms", cache_policy=NO_CACHE)
-def group_synonyms(gold: dict, pred: dict, groups_path: str | None, config: EvaluateConfig, state_dir: Path) -> Grouping:
+def group_synonyms(
+    gold: dict, pred: dict, groups_path: str | None, config: EvaluateConfig, state_dir: Path
+) -> Grouping:
     if groups_path:
         groups = load_groups(groups_path)
         kind = "per clip" if groups.per_clip else "global"
@@ -71,7 +75,7 @@ def group_synonyms(gold: dict, pred: dict, groups_path: str | None, config: Eval
     groups = SynonymGroups(global_groups=lexicon.global_groups, per_clip=found.per_clip, source=f"llm:{found.model}")
     # Clips the model was not asked about (their groups cannot change the score) or could not answer
     # fall back to the lexicon.
-    sources = {name: "lexicon" for name in gold} | found.sources
+    sources = dict.fromkeys(gold, "lexicon") | found.sources
     prompt = load_prompt(config.synonyms.prompt)
     cached = sum(1 for s in found.sources.values() if s == "cache")
     description = (
@@ -135,9 +139,16 @@ def evaluate(
         ),
         out_path,
     )
-    create_markdown_artifact(key="evaluate", description=f"Evaluation of {predictions}", markdown=reporting.paper_table(result))
-    logger.info("EMER Avg %s (Accuracy_s %s, Recall_s %s); report: %s", reporting.pct(emer.avg), reporting.pct(emer.accuracy_s),
-                reporting.pct(emer.recall_s), result.files["markdown"])
+    create_markdown_artifact(
+        key="evaluate", description=f"Evaluation of {predictions}", markdown=reporting.paper_table(result)
+    )
+    logger.info(
+        "EMER Avg %s (Accuracy_s %s, Recall_s %s); report: %s",
+        reporting.pct(emer.avg),
+        reporting.pct(emer.accuracy_s),
+        reporting.pct(emer.recall_s),
+        result.files["markdown"],
+    )
     return {
         "emer": emer.model_dump(),
         "wheel": None if wheel_summary is None else wheel_summary.model_dump(exclude={"per_wheel"}),

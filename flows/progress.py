@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -24,7 +24,9 @@ def remove_listener(listener: Listener) -> None:
 class Progress:
     def __init__(self, total: int, key: str = "build-coarse-progress") -> None:
         self.total, self.done = total, 0
-        self._artifact: UUID | None = create_progress_artifact(progress=0.0, key=key, description=f"Clips annotated of {total}")
+        self._artifact: UUID | None = create_progress_artifact(
+            progress=0.0, key=key, description=f"Clips annotated of {total}"
+        )
 
     def advance(self, n: int) -> None:
         self.done += n

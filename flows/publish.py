@@ -51,8 +51,10 @@ def hub_token() -> str:
     """The Hub token, from the environment only."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
-        raise PushError(f"{TOKEN_ENV} is not set: export a Hugging Face token with write access to the target namespace "
-                        f"(the token is read from the {TOKEN_ENV} environment variable only, never from the command line)")
+        raise PushError(
+            f"{TOKEN_ENV} is not set: export a Hugging Face token with write access to the target namespace "
+            f"(the token is read from the {TOKEN_ENV} environment variable only, never from the command line)"
+        )
     return token
 
 
@@ -77,16 +79,23 @@ def _check_gated(paths: list[Path]) -> None:
         for column in ("complete", "accepted"):
             values = pq.read_table(path, columns=[column]).column(column)
             if len(values) and (values.null_count or not pc.all(values).as_py()):
-                raise PushError(f"{path.name} holds rows that did not pass the gates ({column} is false): refusing to publish it")
+                raise PushError(
+                    f"{path.name} holds rows that did not pass the gates ({column} is false): refusing to publish it"
+                )
 
 
 def published_card(card: str, rows: int, held_back: dict[str, int], build: dict) -> str:
     """The build's card as published: only the gated split in `configs`, and what was held back."""
     match = re.match(r"---\n(.*?)\n---\n", card, flags=re.S)
     meta = yaml.safe_load(match.group(1)) if match else {}
-    body = card[match.end():] if match else card
+    body = card[match.end() :] if match else card
     meta = meta if isinstance(meta, dict) else {}
-    meta["configs"] = [{"config_name": "default", "data_files": [{"split": PUBLISHED_SPLIT, "path": f"data/{PUBLISHED_SPLIT}-*.parquet"}]}]
+    meta["configs"] = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": PUBLISHED_SPLIT, "path": f"data/{PUBLISHED_SPLIT}-*.parquet"}],
+        }
+    ]
     meta.setdefault("license", "other")
     meta.setdefault("license_name", "mer-eula")
 
@@ -95,7 +104,11 @@ def published_card(card: str, rows: int, held_back: dict[str, int], build: dict)
     held = ", ".join(f"`{split}` ({n} rows)" for split, n in held_back.items()) or "none"
     metrics = build.get("metrics") or {}
     metric_lines = "\n".join(f"| {name} | {value} |" for name, value in metrics.items())
-    metric_text = f"| metric | value |\n|---|---|\n{metric_lines}" if metrics else "No metric results were recorded for this build."
+    metric_text = (
+        f"| metric | value |\n|---|---|\n{metric_lines}"
+        if metrics
+        else "No metric results were recorded for this build."
+    )
     splits = f"""## Splits
 
 | split | rows |
@@ -117,7 +130,7 @@ errored rows stay with the builder and are not in this repository: {held}.
 """
     section = re.search(r"^## Splits\n.*?(?=^## )", body, flags=re.S | re.M)
     if section:
-        body = body[: section.start()] + splits + body[section.end():]
+        body = body[: section.start()] + splits + body[section.end() :]
     else:
         heading = re.search(r"^# .*\n", body, flags=re.M)
         at = heading.end() if heading else 0
@@ -162,7 +175,9 @@ def stage(out_dir: Path | str, staging_dir: Path | str | None = None) -> Staged:
     card = published_card(card_path.read_text(encoding="utf-8"), rows, held_back, build)
     (folder / "README.md").write_text(card, encoding="utf-8")
     files.append("README.md")
-    log.info("staged %d gated rows in %d shard(s) and the card in %s; held back: %s", rows, len(train), folder, held_back)
+    log.info(
+        "staged %d gated rows in %d shard(s) and the card in %s; held back: %s", rows, len(train), folder, held_back
+    )
     return Staged(folder=folder, files=sorted(files), rows=rows, held_back=held_back)
 
 
@@ -174,7 +189,9 @@ def _assert_absent(folder: Path, secret: str) -> None:
             tail = b""
             while block := f.read(chunk):
                 if needle in tail + block:
-                    raise PushError(f"{path.relative_to(folder)} contains the {TOKEN_ENV} token: refusing to upload it")
+                    raise PushError(
+                        f"{path.relative_to(folder)} contains the {TOKEN_ENV} token: refusing to upload it"
+                    )
                 seen = tail + block
                 tail = seen[max(0, len(seen) - len(needle) + 1) :]
 
@@ -186,17 +203,25 @@ def upload(staged: Staged, repo_id: str, *, private: bool = True, endpoint: str 
     token = hub_token()
     _assert_absent(staged.folder, token)
     if not private:
-        log.warning("pushing %s as a public dataset: data derived from MER clips is under the MER EULA (academic use only, "
-                    "no redistribution); make sure publishing it is allowed", repo_id)
+        log.warning(
+            "pushing %s as a public dataset: data derived from MER clips is under the MER EULA (academic use only, "
+            "no redistribution); make sure publishing it is allowed",
+            repo_id,
+        )
     # `endpoint=None` lets huggingface_hub use HF_ENDPOINT (or the public Hub).
     api = HfApi(endpoint=endpoint or os.environ.get(ENDPOINT_ENV) or None, token=token, library_name="emer-engine")
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     info = api.dataset_info(repo_id)
     if private and info.private is not True:
-        raise PushError(f"dataset repo {repo_id} already exists and is public: refusing to upload MER-derived data to it "
-                        "(make it private on the Hub first, or push with --public if publishing is intended)")
+        raise PushError(
+            f"dataset repo {repo_id} already exists and is public: refusing to upload MER-derived data to it "
+            "(make it private on the Hub first, or push with --public if publishing is intended)"
+        )
     if not private and info.private:
-        log.warning("dataset repo %s already exists and is private; it stays private (change its visibility on the Hub)", repo_id)
+        log.warning(
+            "dataset repo %s already exists and is private; it stays private (change its visibility on the Hub)",
+            repo_id,
+        )
     commit = api.upload_folder(
         repo_id=repo_id,
         repo_type="dataset",
@@ -216,11 +241,24 @@ def upload(staged: Staged, repo_id: str, *, private: bool = True, endpoint: str 
         "held_back": staged.held_back,
         "staged": str(staged.folder),
     }
-    log.info("pushed %d gated rows to %s (%s), commit %s", staged.rows, repo_id, "private" if result["private"] else "public", commit.oid)
+    log.info(
+        "pushed %d gated rows to %s (%s), commit %s",
+        staged.rows,
+        repo_id,
+        "private" if result["private"] else "public",
+        commit.oid,
+    )
     return result
 
 
-def push(out_dir: Path | str, repo_id: str, *, private: bool = True, endpoint: str | None = None, staging_dir: Path | str | None = None) -> dict:
+def push(
+    out_dir: Path | str,
+    repo_id: str,
+    *,
+    private: bool = True,
+    endpoint: str | None = None,
+    staging_dir: Path | str | None = None,
+) -> dict:
     """Stage the gated split and card of `out_dir`, then upload them to the dataset repo `repo_id`."""
     hub_token()  # fail before staging anything when there is no token
     return upload(stage(out_dir, staging_dir), repo_id, private=private, endpoint=endpoint)

@@ -28,21 +28,25 @@ def upload_push(staged: publish.Staged, repo_id: str, private: bool, endpoint: s
 
 
 @flow(name="push-coarse", persist_result=False)
-def push_coarse(out_dir: str, repo_id: str, private: bool = True, endpoint: str | None = None, staging_dir: str | None = None) -> dict:
+def push_coarse(
+    out_dir: str, repo_id: str, private: bool = True, endpoint: str | None = None, staging_dir: str | None = None
+) -> dict:
     """Push the gated split (`train`) and the card of `out_dir` to the dataset repo `repo_id`; `failed` stays local."""
     logger = get_run_logger()
     publish.hub_token()  # no token: fail before staging
     staged = stage_push(out_dir, staging_dir)
-    logger.info("staged %d gated rows (%d files); held back locally: %s", staged.rows, len(staged.files), staged.held_back)
+    logger.info(
+        "staged %d gated rows (%d files); held back locally: %s", staged.rows, len(staged.files), staged.held_back
+    )
     result = upload_push(staged, repo_id, private, endpoint)
     files = "\n".join(f"- `{name}`" for name in result["files"])
     create_markdown_artifact(
         key="push-coarse",
         description=f"Pushed {repo_id}",
-        markdown=f"""# Pushed `{repo_id}` ({'private' if result['private'] else 'public'})
+        markdown=f"""# Pushed `{repo_id}` ({"private" if result["private"] else "public"})
 
-{result['rows']} gated rows; held back locally: {result['held_back']}.
-Commit [{result['commit']}]({result['commit_url']}).
+{result["rows"]} gated rows; held back locally: {result["held_back"]}.
+Commit [{result["commit"]}]({result["commit_url"]}).
 
 {files}
 """,

@@ -27,5 +27,8 @@ def check(row: CoarseRow, cfg: AVMatchGate) -> GateVerdict:
     elif not talks and not shows:
         problems.append(f"neither speech nor a face ({said})")
     # 1.0 = both just at their thresholds; the weaker side decides.
-    score = min(speech / cfg.min_speech_ratio if cfg.min_speech_ratio else 1.0, face / cfg.min_face_ratio if cfg.min_face_ratio else 1.0)
+    score = min(
+        speech / cfg.min_speech_ratio if cfg.min_speech_ratio else 1.0,
+        face / cfg.min_face_ratio if cfg.min_face_ratio else 1.0,
+    )
     return verdict("av_match", problems, f"a talking face: {said}", score=round(score, 3), threshold=1.0)

@@ -35,5 +35,9 @@ class LengthBounds:
     source: str  # "fixed" or "quantiles of N descriptions"
 
 
-def verdict(gate: str, problems: list[str], ok_reason: str, score: float | None = None, threshold: float | None = None) -> GateVerdict:
-    return GateVerdict(gate=gate, passed=not problems, score=score, threshold=threshold, reason="; ".join(problems) or ok_reason)
+def verdict(
+    gate: str, problems: list[str], ok_reason: str, score: float | None = None, threshold: float | None = None
+) -> GateVerdict:
+    return GateVerdict(
+        gate=gate, passed=not problems, score=score, threshold=threshold, reason="; ".join(problems) or ok_reason
+    )

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from annotators.signals.clues import acoustic_clue, visual_clue
 from annotators.signals.vocabulary import lexicon
-from schemas.labels import normalise_labels
 from gates.base import verdict
 from metrics.emer import emer_scores
 from schemas.config import CrossValidationGate
 from schemas.gates import GateVerdict, LabelView
+from schemas.labels import normalise_labels
 from schemas.row import ClueSet, CoarseRow
 
 
@@ -67,5 +67,15 @@ def check(row: CoarseRow, cfg: CrossValidationGate) -> GateVerdict:
     own = views.get("description_lexicon", [])
     if own and labels and agreement(own, labels) == 0:
         problems.append(f"labels {labels} share nothing with what the description itself says ({', '.join(own)})")
-    reason = f"labels agree with the clues (best EMER Avg {best:.2f})" if best is not None else "no clue states to compare; labels match the description"
-    return verdict("cross_validation", problems, reason, score=None if best is None else round(best, 3), threshold=cfg.min_agreement)
+    reason = (
+        f"labels agree with the clues (best EMER Avg {best:.2f})"
+        if best is not None
+        else "no clue states to compare; labels match the description"
+    )
+    return verdict(
+        "cross_validation",
+        problems,
+        reason,
+        score=None if best is None else round(best, 3),
+        threshold=cfg.min_agreement,
+    )

@@ -33,9 +33,24 @@ class Rule:
 @cache
 def load_rules(path: Path = DEFAULT_RULES) -> tuple[str, tuple[Rule, ...]]:
     data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    rules = tuple(Rule(r["clue"], re.compile(r["claim"], re.IGNORECASE), r["signal"], r["op"], float(r["value"]), r["missing"], r["reason"]) for r in data["rule"])
+    rules = tuple(
+        Rule(
+            r["clue"],
+            re.compile(r["claim"], re.IGNORECASE),
+            r["signal"],
+            r["op"],
+            float(r["value"]),
+            r["missing"],
+            r["reason"],
+        )
+        for r in data["rule"]
+    )
     for rule in rules:
-        if rule.op not in _OPS or rule.missing not in ("skip", "contradicts") or rule.clue not in ("audio_clue", "visual_clue"):
+        if (
+            rule.op not in _OPS
+            or rule.missing not in ("skip", "contradicts")
+            or rule.clue not in ("audio_clue", "visual_clue")
+        ):
             raise ValueError(f"{path}: bad rule {rule}")
     return data["version"], rules
 
@@ -74,4 +89,10 @@ def check(row: CoarseRow, rules_path: Path | None = None) -> GateVerdict:
             shown = f"{measured:.2f}".rstrip("0").rstrip(".")
         if contradicted:
             problems.append(f"{rule.clue} says {claim!r}: " + rule.reason.format(measured=shown, value=rule.value))
-    return verdict("grounding", problems, f"no clue claim contradicts the measurements (rules {version})", score=float(len(problems)), threshold=0.0)
+    return verdict(
+        "grounding",
+        problems,
+        f"no clue claim contradicts the measurements (rules {version})",
+        score=float(len(problems)),
+        threshold=0.0,
+    )

@@ -30,12 +30,24 @@ def check(row: CoarseRow, cfg: ValidityGate) -> GateVerdict:
         problems.append(f"English description contains CJK text: {CJK.search(unquoted(en)).group(0)!r}...")
     share = han_share(unquoted(zh)) if zh else 0.0
     if zh and share < cfg.min_cjk_share_zh:
-        problems.append(f"Chinese description is {share:.0%} Chinese (< {cfg.min_cjk_share_zh:.0%}): wrong-language translation")
-    for field, text in (("description_en", en), ("description_zh", zh), ("subtitle_analysis", row.subtitle_analysis or "")):
+        problems.append(
+            f"Chinese description is {share:.0%} Chinese (< {cfg.min_cjk_share_zh:.0%}): wrong-language translation"
+        )
+    for field, text in (
+        ("description_en", en),
+        ("description_zh", zh),
+        ("subtitle_analysis", row.subtitle_analysis or ""),
+    ):
         leak = SCAFFOLDING.search(text)
         if leak:
             problems.append(f"{field} leaks prompt scaffolding: {leak.group(0).strip()!r}")
     bad = [label for label in row.labels if not LABEL.match(label) or len(label.split()) > cfg.max_label_words]
     if bad:
         problems.append(f"labels that are not emotion words: {bad}")
-    return verdict("validity", problems, "fields present, languages right, no scaffolding, labels parse", score=round(share, 3) if zh else None, threshold=cfg.min_cjk_share_zh)
+    return verdict(
+        "validity",
+        problems,
+        "fields present, languages right, no scaffolding, labels parse",
+        score=round(share, 3) if zh else None,
+        threshold=cfg.min_cjk_share_zh,
+    )

@@ -12,7 +12,7 @@ every empty case: empty gold -> not scored; empty prediction -> (0, 0).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from metrics.synonyms import SynonymGroups, as_mapping
 from schemas.metrics import ClipScore, EmerSummary
@@ -41,7 +41,9 @@ def set_scores(gold: set[str], pred: set[str]) -> tuple[float, float]:
     return hit / len(pred), hit / len(gold)
 
 
-def emer_scores(gold: list[str], pred: list[str], mapping: Mapping[str, str] | Iterable[Iterable[str]] | SynonymGroups | None) -> tuple[float, float]:
+def emer_scores(
+    gold: list[str], pred: list[str], mapping: Mapping[str, str] | Iterable[Iterable[str]] | SynonymGroups | None
+) -> tuple[float, float]:
     """(Accuracy_s, Recall_s) for one clip.
 
     `mapping`: a word -> head dict, the synonym groups as a list of lists (each word -> its group's
@@ -70,15 +72,23 @@ def emer_corpus(
         mapping = groups.mapping(name)
         source = (group_sources or {}).get(name) or _default_source(groups, name)
         gold_set, pred_set = mapped_set(gold_labels, mapping), mapped_set(pred_labels or [], mapping)
-        score = ClipScore(name=name, gold=list(gold_labels), pred=list(pred_labels or []), prediction_missing=pred_labels is None,
-                          scored=bool(gold_set), groups_source=source)
+        score = ClipScore(
+            name=name,
+            gold=list(gold_labels),
+            pred=list(pred_labels or []),
+            prediction_missing=pred_labels is None,
+            scored=bool(gold_set),
+            groups_source=source,
+        )
         if gold_set:
             score.accuracy_s, score.recall_s = set_scores(gold_set, pred_set)
             accuracy.append(score.accuracy_s)
             recall.append(score.recall_s)
         clips.append(score)
     acc, rec = _mean(accuracy), _mean(recall)
-    summary = EmerSummary(avg=(acc + rec) / 2, accuracy_s=acc, recall_s=rec, clips=len(accuracy), skipped=len(clips) - len(accuracy))
+    summary = EmerSummary(
+        avg=(acc + rec) / 2, accuracy_s=acc, recall_s=rec, clips=len(accuracy), skipped=len(clips) - len(accuracy)
+    )
     return summary, clips
 
 

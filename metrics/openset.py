@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # The newer `string_to_list` (AffectGPT / MERTools MER2025_Track23 my_affectgpt/evaluation/wheel.py and
 # toolkit/utils/functions.py): drop one leading "[" and one trailing "]", split on quotes and commas.
@@ -49,7 +49,9 @@ def read_openset_csv(path: str | Path) -> dict[str, list[str]]:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "name" not in reader.fieldnames:
             raise ValueError(f"{path}: a label CSV has a `name` column (and `openset`); found {reader.fieldnames}")
-        return {row["name"].strip(): parse_openset(row.get("openset")) for row in reader if (row["name"] or "").strip()}
+        return {
+            row["name"].strip(): parse_openset(row.get("openset")) for row in reader if (row["name"] or "").strip()
+        }
 
 
 def write_openset_csv(path: str | Path, labels: dict[str, list[str]]) -> Path:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from metrics.emer import normalise
 from schemas.metrics import ClipScore, EvaluateReport
@@ -39,12 +39,23 @@ def method_name(predictions: str) -> str:
 
 def paper_table(report: EvaluateReport) -> str:
     header = ["Method", "Avg", "Accuracy_s", "Recall_s"]
-    values = [method_name(report.predictions), pct(report.emer.avg), pct(report.emer.accuracy_s), pct(report.emer.recall_s)]
+    values = [
+        method_name(report.predictions),
+        pct(report.emer.avg),
+        pct(report.emer.accuracy_s),
+        pct(report.emer.recall_s),
+    ]
     if report.wheel is not None:
         header += ["EW-F1 L1", "EW-F1 L2", "EW-F1 Avg"]
         w = report.wheel
         values += [pct(w.level1_f1), pct(w.level2_f1), pct((w.level1_f1 + w.level2_f1) / 2)]
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(_cell(v) for v in values) + " |"])
+    return "\n".join(
+        [
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+            "| " + " | ".join(_cell(v) for v in values) + " |",
+        ]
+    )
 
 
 def _clip_row(clip: ClipScore, wheel: bool) -> str:
@@ -73,16 +84,33 @@ def render_markdown(report: EvaluateReport, plot_name: str | None = PLOT_NAME) -
         f"- Synonym groups: {report.groups}; model requests in this run: {report.model_calls}.",
     ]
     if report.grouping_errors:
-        lines.append(f"- Grouping failed for {len(report.grouping_errors)} clips (they used the fallback groups): "
-                     + "; ".join(_cell(e) for e in report.grouping_errors[:5]) + (" ..." if len(report.grouping_errors) > 5 else ""))
+        lines.append(
+            f"- Grouping failed for {len(report.grouping_errors)} clips (they used the fallback groups): "
+            + "; ".join(_cell(e) for e in report.grouping_errors[:5])
+            + (" ..." if len(report.grouping_errors) > 5 else "")
+        )
     if report.wheel is not None:
-        lines += ["", "## Emotion wheels", "", f"Resources: `{report.wheel.source}`.", "",
-                  "| Wheel | Level | Precision | Recall | F1 | Clips |", "|---|---|---|---|---|---|"]
-        lines += [f"| {s.wheel} | {s.level} | {pct(s.precision)} | {pct(s.recall)} | {pct(s.f1)} | {s.clips} |" for s in report.wheel.per_wheel]
+        lines += [
+            "",
+            "## Emotion wheels",
+            "",
+            f"Resources: `{report.wheel.source}`.",
+            "",
+            "| Wheel | Level | Precision | Recall | F1 | Clips |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {s.wheel} | {s.level} | {pct(s.precision)} | {pct(s.recall)} | {pct(s.f1)} | {s.clips} |"
+            for s in report.wheel.per_wheel
+        ]
     if plot_name:
         lines += ["", "## Label distribution", "", f"![label distribution]({plot_name})"]
     wheel = report.wheel is not None
-    header = ["Clip", "Gold", "Prediction", "Accuracy_s", "Recall_s"] + (["EW L1 P / R", "EW L2 P / R"] if wheel else []) + ["Groups"]
+    header = (
+        ["Clip", "Gold", "Prediction", "Accuracy_s", "Recall_s"]
+        + (["EW L1 P / R", "EW L2 P / R"] if wheel else [])
+        + ["Groups"]
+    )
     lines += ["", "## Per clip", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += [_clip_row(c, wheel) for c in report.clips[:MARKDOWN_CLIP_ROWS]]
     if len(report.clips) > MARKDOWN_CLIP_ROWS:
@@ -107,7 +135,9 @@ def plot_label_distribution(clips: list[ClipScore], path: Path, top: int = PLOT_
 
     gold, pred = label_counts(clips)
     total = gold + pred
-    labels = sorted(total, key=lambda label: (-total[label], label))[:top]  # ties alphabetical: the same plot every run
+    labels = sorted(total, key=lambda label: (-total[label], label))[
+        :top
+    ]  # ties alphabetical: the same plot every run
     fig = Figure(figsize=(8, max(2.5, 0.32 * len(labels) + 1.2)))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -129,7 +159,13 @@ def write_report(report: EvaluateReport, out_dir: Path) -> EvaluateReport:
     """Write report.json, report.md and labels.png into `out_dir`; returns the report with `files` set."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = plot_label_distribution(report.clips, out_dir / PLOT_NAME)
-    report = report.model_copy(update={"files": {"json": str(out_dir / JSON_NAME), "markdown": str(out_dir / MARKDOWN_NAME), "plot": str(plot)}})
+    report = report.model_copy(
+        update={
+            "files": {"json": str(out_dir / JSON_NAME), "markdown": str(out_dir / MARKDOWN_NAME), "plot": str(plot)}
+        }
+    )
     (out_dir / MARKDOWN_NAME).write_text(render_markdown(report), encoding="utf-8")
-    (out_dir / JSON_NAME).write_text(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=1), encoding="utf-8")
+    (out_dir / JSON_NAME).write_text(
+        json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     return report

@@ -13,15 +13,15 @@ reply that stays invalid after the re-asks is cached as a failure.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from annotators.client import RoleClient, role_config_hash
 from annotators.prompts import load_prompt
+from metrics.emer import normalise
 from runtime.checkpoint import Checkpoint
 from runtime.gateway import Gateway
-from metrics.emer import normalise
 from schemas.config import RoleConfig, stable_hash
 from schemas.metrics import SynonymGroupsReply
 
@@ -49,11 +49,17 @@ def needs_grouping(gold: list[str], pred: list[str]) -> bool:
     return bool(g) and bool(p) and g != p
 
 
-def group_with_llm(gold: Mapping[str, list[str]], pred: Mapping[str, list[str]], role: RoleConfig, cache_path: Path) -> LlmGrouping:
+def group_with_llm(
+    gold: Mapping[str, list[str]], pred: Mapping[str, list[str]], role: RoleConfig, cache_path: Path
+) -> LlmGrouping:
     """Groups for every clip whose score they can change; clips that need none are left out."""
     prompt = load_prompt(role.prompt)
     client = RoleClient(ROLE, role, prompt, role_config_hash(ROLE, role, prompt, SynonymGroupsReply))
-    unions = {name: label_union(labels, pred.get(name) or []) for name, labels in gold.items() if needs_grouping(labels, pred.get(name) or [])}
+    unions = {
+        name: label_union(labels, pred.get(name) or [])
+        for name, labels in gold.items()
+        if needs_grouping(labels, pred.get(name) or [])
+    }
     result = LlmGrouping(model=",".join(sorted({ep.model for ep in role.endpoints})))
     checkpoint = Checkpoint(cache_path)
     gateway = Gateway()
@@ -70,11 +76,20 @@ def group_with_llm(gold: Mapping[str, list[str]], pred: Mapping[str, list[str]],
     return result
 
 
-async def _ask_all(client: RoleClient, unions: dict[str, list[str]], checkpoint: Checkpoint, result: LlmGrouping) -> dict:
+async def _ask_all(
+    client: RoleClient, unions: dict[str, list[str]], checkpoint: Checkpoint, result: LlmGrouping
+) -> dict:
     # One request per distinct union: clips with the same labels share the answer (and the cache row).
     distinct = {stable_hash(words): words for words in unions.values()}
     try:
-        replies = dict(zip(distinct, await asyncio.gather(*(_ask_one(client, key, words, checkpoint, result) for key, words in distinct.items()))))
+        replies = dict(
+            zip(
+                distinct,
+                await asyncio.gather(
+                    *(_ask_one(client, key, words, checkpoint, result) for key, words in distinct.items())
+                ),
+            )
+        )
     finally:
         await client.aclose()
     return {name: replies[stable_hash(words)] for name, words in unions.items()}
@@ -89,8 +104,12 @@ async def _ask_one(client: RoleClient, key: str, words: list[str], checkpoint: C
     result.requests += answer.call.attempts
     if answer.ok:
         groups = [list(g) for g in answer.value.groups]
-        checkpoint.put(STAGE, client.config_hash, key, {"groups": groups, "words": words, "model": answer.call.model}, ok=True)
+        checkpoint.put(
+            STAGE, client.config_hash, key, {"groups": groups, "words": words, "model": answer.call.model}, ok=True
+        )
         return groups, "llm", None
     if not answer.transient:
-        checkpoint.put(STAGE, client.config_hash, key, {"groups": None, "words": words, "error": answer.error}, ok=False)
+        checkpoint.put(
+            STAGE, client.config_hash, key, {"groups": None, "words": words, "error": answer.error}, ok=False
+        )
     return None, "llm", answer.error

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 Groups = list[list[str]]
 
@@ -122,7 +122,9 @@ def _from_npy_folder(folder: Path) -> SynonymGroups:
     return SynonymGroups(per_clip=per_clip, source=f"file:{folder.name}/")
 
 
-def as_mapping(groups: Mapping[str, str] | Iterable[Iterable[str]] | SynonymGroups | None, clip: str | None = None) -> Mapping[str, str]:
+def as_mapping(
+    groups: Mapping[str, str] | Iterable[Iterable[str]] | SynonymGroups | None, clip: str | None = None
+) -> Mapping[str, str]:
     """Whatever a caller holds (a word -> head dict, a list of lists, SynonymGroups, nothing) as a mapping."""
     if groups is None:
         return {}

@@ -27,9 +27,9 @@ import pickle
 import re
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from metrics.emer import EmptyGold, normalise, set_scores
 from metrics.openset import parse_openset
@@ -74,6 +74,7 @@ class WheelResources:
 
 
 # --- the spreadsheets ---------------------------------------------------------------------------
+
 
 def _sheet_rows(path: Path) -> tuple[list[str], list[tuple]]:
     """Header and rows of the first sheet (pandas.read_excel's default, which the authors used)."""
@@ -144,7 +145,12 @@ def wheel_cluster(tree: WheelTree, level: str) -> dict[str, str]:
 
 def wheel_words(trees: Iterable[WheelTree]) -> set[str]:
     """Every word on any wheel (`convert_all_wheels_to_candidate_labels`)."""
-    return {w for tree in trees for l1, branches in tree.items() for w in [l1, *branches, *(x for ls in branches.values() for x in ls)]}
+    return {
+        w
+        for tree in trees
+        for l1, branches in tree.items()
+        for w in [l1, *branches, *(x for ls in branches.values() for x in ls)]
+    }
 
 
 def read_synonym_xlsx(path: str | Path, on_wheels: set[str]) -> dict[str, list[str]]:
@@ -212,21 +218,30 @@ def read_wheel_folder(folder: str | Path) -> WheelResources:
 
 # --- the precomputed .npz -------------------------------------------------------------------------
 
+
 class _MappingUnpickler(pickle.Unpickler):
     """The npz holds pickled dicts (the authors load it with allow_pickle=True). Unpickling can run
     arbitrary code, so only what a pickled object array of dicts, lists and strings needs is allowed."""
 
     ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "list"), ("builtins", "dict"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "list"),
+        ("builtins", "dict"),
         ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing {module}.{name}: a wheel mapping holds only dicts, lists and strings")
+            raise pickle.UnpicklingError(
+                f"refusing {module}.{name}: a wheel mapping holds only dicts, lists and strings"
+            )
         return super().find_class(module, name)
 
 
@@ -257,7 +272,9 @@ def read_wheel_npz(path: str | Path) -> WheelResources:
                 with archive.open(f"{key}.npy") as blob:
                     loaded[key] = _read_pickled_npy(blob)
             except KeyError:
-                raise ValueError(f"{path}: no {key!r} array (keys: format_mapping, raw_mapping, wheel_map_whole)") from None
+                raise ValueError(
+                    f"{path}: no {key!r} array (keys: format_mapping, raw_mapping, wheel_map_whole)"
+                ) from None
     whole = loaded["wheel_map_whole"]
     if not isinstance(whole, Mapping) or not whole:
         raise ValueError(f"{path}: wheel_map_whole is not a dict of wheels")
@@ -278,7 +295,12 @@ def save_wheel_npz(resources: WheelResources, path: str | Path) -> Path:
     import numpy as np
 
     path = Path(path)
-    np.savez_compressed(path, format_mapping=resources.format_mapping, raw_mapping=resources.raw_mapping, wheel_map_whole=resources.wheel_maps)
+    np.savez_compressed(
+        path,
+        format_mapping=resources.format_mapping,
+        raw_mapping=resources.raw_mapping,
+        wheel_map_whole=resources.wheel_maps,
+    )
     return path
 
 
@@ -295,6 +317,7 @@ def load_wheel_resources(path: str | Path) -> WheelResources:
 
 # --- the metric -----------------------------------------------------------------------------------
 
+
 def wheel_corpus(
     gold: Mapping[str, list[str]], pred: Mapping[str, list[str]], resources: WheelResources
 ) -> tuple[WheelSummary, dict[str, dict[str, WheelClipScore]]]:
@@ -307,25 +330,38 @@ def wheel_corpus(
             precision, recall = [], []
             for name, gold_labels in gold.items():
                 try:
-                    p, r = set_scores(resources.map_labels(gold_labels, wheel, level), resources.map_labels(pred.get(name) or [], wheel, level))
+                    p, r = set_scores(
+                        resources.map_labels(gold_labels, wheel, level),
+                        resources.map_labels(pred.get(name) or [], wheel, level),
+                    )
                 except EmptyGold:
                     continue
                 precision.append(p)
                 recall.append(r)
                 per_clip[name][level].append((p, r))
             p, r = _mean(precision), _mean(recall)
-            per_wheel.append(WheelScore(wheel=wheel, level=level, precision=p, recall=r, f1=_f1(p, r), clips=len(precision)))
+            per_wheel.append(
+                WheelScore(wheel=wheel, level=level, precision=p, recall=r, f1=_f1(p, r), clips=len(precision))
+            )
     means = {
-        level: [_mean([getattr(s, f) for s in per_wheel if s.level == level]) for f in ("f1", "precision", "recall")] for level in LEVELS
+        level: [_mean([getattr(s, f) for s in per_wheel if s.level == level]) for f in ("f1", "precision", "recall")]
+        for level in LEVELS
     }
     summary = WheelSummary(
-        level1_f1=means["level1"][0], level1_precision=means["level1"][1], level1_recall=means["level1"][2],
-        level2_f1=means["level2"][0], level2_precision=means["level2"][1], level2_recall=means["level2"][2],
-        source=resources.source, per_wheel=per_wheel,
+        level1_f1=means["level1"][0],
+        level1_precision=means["level1"][1],
+        level1_recall=means["level1"][2],
+        level2_f1=means["level2"][0],
+        level2_precision=means["level2"][1],
+        level2_recall=means["level2"][2],
+        source=resources.source,
+        per_wheel=per_wheel,
     )
     clips = {
         name: {
-            level: WheelClipScore(precision=_mean([p for p, _ in pairs]), recall=_mean([r for _, r in pairs]), wheels=len(pairs))
+            level: WheelClipScore(
+                precision=_mean([p for p, _ in pairs]), recall=_mean([r for _, r in pairs]), wheels=len(pairs)
+            )
             for level, pairs in levels.items()
         }
         for name, levels in per_clip.items()

@@ -18,9 +18,11 @@ REJECT = "reject"
 LABELS = "labels"  # TextArea: corrected labels, comma-separated; empty keeps the model's
 NOTE = "note"  # TextArea: free text
 
-PROJECT_DESCRIPTION = ("Rows of the EMER coarse dataset that a quality gate held back. Watch and listen, read the clues, "
-                       "the description and the labels, then accept (the row joins the corpus on the next build) "
-                       "or reject it; correct the labels if they are wrong.")
+PROJECT_DESCRIPTION = (
+    "Rows of the EMER coarse dataset that a quality gate held back. Watch and listen, read the clues, "
+    "the description and the labels, then accept (the row joins the corpus on the next build) "
+    "or reject it; correct the labels if they are wrong."
+)
 
 # Read-only text blocks, in the order a reviewer reads them: (task data field, header).
 SECTIONS = [
@@ -35,7 +37,8 @@ SECTIONS = [
 def label_config() -> str:
     """Label Studio labeling-config XML for the review project."""
     sections = "\n".join(
-        f'  <Header value={quoteattr(header)} size="5"/>\n  <Text name="{field}" value="${field}"/>' for field, header in SECTIONS
+        f'  <Header value={quoteattr(header)} size="5"/>\n  <Text name="{field}" value="${field}"/>'
+        for field, header in SECTIONS
     )
     return f"""<View>
   <Header value="$name"/>

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Mapping
 
 import pyarrow.parquet as pq
 
@@ -55,7 +55,7 @@ def _iso(value: str | None) -> str | None:
     if not value:
         return None
     stamp = datetime.fromisoformat(value)
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).isoformat()
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).isoformat()
 
 
 def decision_from(task: dict, annotation: dict, reviewers: Mapping[int, str]) -> ReviewDecision | None:
@@ -63,7 +63,9 @@ def decision_from(task: dict, annotation: dict, reviewers: Mapping[int, str]) ->
     values = _controls(annotation.get("result") or [])
     choices = values.get(config.DECISION, {}).get("choices") or []
     if len(choices) != 1 or choices[0] not in (config.ACCEPT, config.REJECT):
-        log.warning("task %s: annotation %s has no accept/reject choice; ignored", task.get("id"), annotation.get("id"))
+        log.warning(
+            "task %s: annotation %s has no accept/reject choice; ignored", task.get("id"), annotation.get("id")
+        )
         return None
     labels = parse_labels("\n".join(values.get(config.LABELS, {}).get("text") or []))
     note = "\n".join(values.get(config.NOTE, {}).get("text") or []).strip() or None
@@ -84,7 +86,9 @@ def decision_from(task: dict, annotation: dict, reviewers: Mapping[int, str]) ->
 def _latest(annotations: list[dict]) -> list[dict]:
     """Annotations newest first (last update, then id), skips left out."""
     kept = [a for a in annotations if not a.get("was_cancelled")]
-    return sorted(kept, key=lambda a: (_stamp(_iso(a.get("updated_at") or a.get("created_at"))), a.get("id") or 0), reverse=True)
+    return sorted(
+        kept, key=lambda a: (_stamp(_iso(a.get("updated_at") or a.get("created_at"))), a.get("id") or 0), reverse=True
+    )
 
 
 def task_decision(task: dict, reviewers: Mapping[int, str]) -> ReviewDecision | None:
@@ -112,12 +116,20 @@ def pull(out_dir: Path, client: LabelStudio, *, project: str = DEFAULT_PROJECT) 
     """Read every task's decision from the project titled `project` and write them to OUT/review/decisions.parquet."""
     project_id = client.project_id(project)
     if project_id is None:
-        raise PullError(f"Label Studio at {client.url} has no project titled {project!r}: push first, or name the project with --project")
+        raise PullError(
+            f"Label Studio at {client.url} has no project titled {project!r}: push first, or name the project with --project"
+        )
     reviewers = client.user_emails()
     decisions = [d for d in (task_decision(t, reviewers) for t in client.tasks(project_id)) if d is not None]
     decisions.sort(key=lambda d: (d.name, d.reviewed_at or ""))
     path = write_decisions(decisions, out_dir)
-    log.info("project %r: %d decisions (%d accepted) written to %s", project, len(decisions), sum(d.accepted for d in decisions), path)
+    log.info(
+        "project %r: %d decisions (%d accepted) written to %s",
+        project,
+        len(decisions),
+        sum(d.accepted for d in decisions),
+        path,
+    )
     return decisions
 
 
@@ -126,7 +138,7 @@ def _newest(decisions: list[ReviewDecision]) -> ReviewDecision:
 
 
 def _stamp(text: str | None) -> datetime:
-    return datetime.fromisoformat(text) if text else datetime.min.replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text) if text else datetime.min.replace(tzinfo=UTC)
 
 
 def load_decisions(out_dir: Path, sha256s: Mapping[str, str | None] | None = None) -> dict[str, ReviewDecision]:

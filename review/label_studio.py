@@ -17,7 +17,8 @@ import base64
 import json
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -37,8 +38,10 @@ def api_key() -> str:
     """The API key, from the environment only."""
     key = os.environ.get(API_KEY_ENV, "").strip()
     if not key:
-        raise ReviewError(f"{API_KEY_ENV} is not set: copy a personal access token (or legacy token) from Label Studio's "
-                          f"Account & Settings and export it (the key is read from {API_KEY_ENV} only, never from the command line)")
+        raise ReviewError(
+            f"{API_KEY_ENV} is not set: copy a personal access token (or legacy token) from Label Studio's "
+            f"Account & Settings and export it (the key is read from {API_KEY_ENV} only, never from the command line)"
+        )
     return key
 
 
@@ -89,8 +92,10 @@ class LabelStudio:
         except httpx.HTTPError as exc:
             raise ReviewError(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}") from None
         if response.status_code != 200:
-            raise ReviewError(f"Label Studio at {self.url} refused the personal access token in {API_KEY_ENV} "
-                              f"(HTTP {response.status_code}): is it revoked, or from another server?")
+            raise ReviewError(
+                f"Label Studio at {self.url} refused the personal access token in {API_KEY_ENV} "
+                f"(HTTP {response.status_code}): is it revoked, or from another server?"
+            )
         self._http.headers["Authorization"] = f"Bearer {response.json()['access']}"
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -99,7 +104,9 @@ class LabelStudio:
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
-                raise ReviewError(f"cannot reach Label Studio at {self.url}: {type(exc).__name__}: {self._scrub(str(exc))}") from None
+                raise ReviewError(
+                    f"cannot reach Label Studio at {self.url}: {type(exc).__name__}: {self._scrub(str(exc))}"
+                ) from None
             if response.status_code == 401 and self._kind == "refresh" and attempt == 0:
                 self._authorize()
                 continue
@@ -118,7 +125,9 @@ class LabelStudio:
     def project_id(self, title: str) -> int | None:
         page = 1
         while True:
-            answer = self.request("GET", "/api/projects", params={"title": title, "page": page, "page_size": PAGE_SIZE})
+            answer = self.request(
+                "GET", "/api/projects", params={"title": title, "page": page, "page_size": PAGE_SIZE}
+            )
             for project in answer["results"]:
                 if project["title"] == title:
                     return project["id"]
@@ -130,7 +139,11 @@ class LabelStudio:
         """The project with this title, created if missing; its labeling interface brought up to date."""
         project_id = self.project_id(title)
         if project_id is None:
-            project_id = self.request("POST", "/api/projects", json={"title": title, "label_config": label_config, "description": description})["id"]
+            project_id = self.request(
+                "POST",
+                "/api/projects",
+                json={"title": title, "label_config": label_config, "description": description},
+            )["id"]
             log.info("created Label Studio project %r (id %d)", title, project_id)
             return project_id
         current = self.request("GET", f"/api/projects/{project_id}")
@@ -145,17 +158,29 @@ class LabelStudio:
     def add_local_storage(self, project_id: int, path: str, title: str, description: str) -> dict:
         # regex_filter matches no file name: a "Sync" pressed in the UI imports nothing; the storage only
         # grants the project's users access to the files under `path` through /data/local-files/.
-        return self.request("POST", "/api/storages/localfiles", json={
-            "project": project_id, "path": path, "title": title, "description": description,
-            "use_blob_urls": True, "regex_filter": "^$",
-        })
+        return self.request(
+            "POST",
+            "/api/storages/localfiles",
+            json={
+                "project": project_id,
+                "path": path,
+                "title": title,
+                "description": description,
+                "use_blob_urls": True,
+                "regex_filter": "^$",
+            },
+        )
 
     def tasks(self, project_id: int) -> Iterator[dict]:
         """Every task of the project with its data and annotations (the Data Manager's task list, all fields)."""
         page, seen = 1, 0
         while True:
             try:
-                answer = self.request("GET", "/api/tasks", params={"project": project_id, "fields": "all", "page": page, "page_size": PAGE_SIZE})
+                answer = self.request(
+                    "GET",
+                    "/api/tasks",
+                    params={"project": project_id, "fields": "all", "page": page, "page_size": PAGE_SIZE},
+                )
             except ReviewError as exc:
                 if "HTTP 404" in str(exc):  # past the last page
                     return
@@ -175,7 +200,9 @@ class LabelStudio:
     def user_emails(self) -> dict[int, str]:
         """User id -> e-mail, for naming reviewers; empty when the key may not list users."""
         try:
-            return {u["id"]: u.get("email") or u.get("username") or str(u["id"]) for u in self.request("GET", "/api/users")}
+            return {
+                u["id"]: u.get("email") or u.get("username") or str(u["id"]) for u in self.request("GET", "/api/users")
+            }
         except ReviewError as exc:
             log.warning("cannot list Label Studio users (%s); reviewers are named by id", exc)
             return {}

@@ -22,8 +22,10 @@ def document_root(explicit: str | os.PathLike | None = None) -> str:
     """The folder Label Studio serves local files from: as given, else the variable Label Studio itself reads."""
     root = explicit or os.environ.get(DOCUMENT_ROOT_ENV)
     if not root:
-        raise MediaError(f"{DOCUMENT_ROOT_ENV} is not set: start Label Studio with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
-                         f"and {DOCUMENT_ROOT_ENV}=<a folder above the corpus>, and give the same folder here")
+        raise MediaError(
+            f"{DOCUMENT_ROOT_ENV} is not set: start Label Studio with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
+            f"and {DOCUMENT_ROOT_ENV}=<a folder above the corpus>, and give the same folder here"
+        )
     return os.path.abspath(root)
 
 
@@ -35,8 +37,10 @@ def clip_folder(path: str | os.PathLike, root: str) -> str:
     """The folder a storage connection must cover for `path`, checked against Label Studio's rules."""
     folder = os.path.dirname(os.path.abspath(path))
     if not _inside(folder, root) or folder == root:
-        raise MediaError(f"{path} is not in a folder below the local-files document root {root}: Label Studio serves only "
-                         f"files in subfolders of {DOCUMENT_ROOT_ENV}; set it to a folder above the corpus")
+        raise MediaError(
+            f"{path} is not in a folder below the local-files document root {root}: Label Studio serves only "
+            f"files in subfolders of {DOCUMENT_ROOT_ENV}; set it to a folder above the corpus"
+        )
     return folder
 
 

@@ -62,7 +62,9 @@ def queued_keys(client: LabelStudio, project_id: int) -> set[tuple[str, str]]:
     return {(t["data"].get("name"), t["data"].get("sha256")) for t in client.tasks(project_id)}
 
 
-def push(out_dir: Path, client: LabelStudio, *, project: str = DEFAULT_PROJECT, document_root: str | None = None) -> PushResult:
+def push(
+    out_dir: Path, client: LabelStudio, *, project: str = DEFAULT_PROJECT, document_root: str | None = None
+) -> PushResult:
     """Queue the review split of the build in `out_dir` in the project titled `project` (created if missing)."""
     out_dir = Path(out_dir)
     rows = review_rows(out_dir)
@@ -91,21 +93,38 @@ def push(out_dir: Path, client: LabelStudio, *, project: str = DEFAULT_PROJECT, 
             folders.add(media.clip_folder(record.path, root))
             if audio:
                 folders.add(media.clip_folder(audio, root))
-            tasks.append({"data": task_data(row, video_url=media.local_files_url(record.path, root),
-                                            audio_url=media.local_files_url(audio, root) if audio else None, fps=record.fps)})
+            tasks.append(
+                {
+                    "data": task_data(
+                        row,
+                        video_url=media.local_files_url(record.path, root),
+                        audio_url=media.local_files_url(audio, root) if audio else None,
+                        fps=record.fps,
+                    )
+                }
+            )
             known.add(key)
             result.queued.append(row.name)
 
     storage_paths = [s["path"] for s in client.local_storages(project_id)]
     for folder in sorted(folders):
         if not media.covered(folder, storage_paths):
-            client.add_local_storage(project_id, folder, title=f"clips: {os.path.basename(folder)}"[:256],
-                                     description="Serves the review tasks' clips; emer-engine imports the tasks itself, do not sync")
+            client.add_local_storage(
+                project_id,
+                folder,
+                title=f"clips: {os.path.basename(folder)}"[:256],
+                description="Serves the review tasks' clips; emer-engine imports the tasks itself, do not sync",
+            )
             storage_paths.append(folder)
             result.storages_added.append(folder)
 
     for start in range(0, len(tasks), IMPORT_BATCH):
-        client.import_tasks(project_id, tasks[start:start + IMPORT_BATCH])
-    log.info("project %r: %d rows queued, %d already queued, %d cannot be reviewed",
-             project, len(result.queued), len(result.already_queued), len(result.skipped))
+        client.import_tasks(project_id, tasks[start : start + IMPORT_BATCH])
+    log.info(
+        "project %r: %d rows queued, %d already queued, %d cannot be reviewed",
+        project,
+        len(result.queued),
+        len(result.already_queued),
+        len(result.skipped),
+    )
     return result

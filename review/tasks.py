@@ -17,7 +17,11 @@ def _number(value: float | None) -> str:
 
 def gate_text(gates: list[GateVerdict]) -> str:
     """The failed gates, one per line: name, score against threshold, and the reason."""
-    lines = [f"{g.gate} (score {_number(g.score)}, threshold {_number(g.threshold)}): {g.reason}" for g in gates if not g.passed]
+    lines = [
+        f"{g.gate} (score {_number(g.score)}, threshold {_number(g.threshold)}): {g.reason}"
+        for g in gates
+        if not g.passed
+    ]
     return "\n".join(lines) or NONE
 
 

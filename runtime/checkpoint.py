@@ -38,7 +38,8 @@ class Checkpoint:
     def get(self, stage: str, config_hash: str, clip_sha: str) -> dict | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT payload FROM results WHERE stage=? AND config_hash=? AND clip_sha=?", (stage, config_hash, clip_sha)
+                "SELECT payload FROM results WHERE stage=? AND config_hash=? AND clip_sha=?",
+                (stage, config_hash, clip_sha),
             ).fetchone()
         return None if row is None else json.loads(row[0])
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from typing import Any
 
 
 class DecoderCrashed(RuntimeError):
@@ -39,7 +40,9 @@ class IsolatedPool:
             try:
                 return solo.submit(fn, *args).result()
             except BrokenProcessPool as exc:
-                raise DecoderCrashed("the decoder process died on this file (native crash, e.g. abort on corrupt data)") from exc
+                raise DecoderCrashed(
+                    "the decoder process died on this file (native crash, e.g. abort on corrupt data)"
+                ) from exc
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         for _ in range(2):

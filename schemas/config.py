@@ -48,22 +48,27 @@ class Sampling(BaseModel):
 
 class RoleConfig(BaseModel):
     backend: Literal["openai", "signals"] = Field(
-        "openai", description="openai: a model behind an OpenAI-compatible server; signals: the built-in annotators that measure the clip (no weights)"
+        "openai",
+        description="openai: a model behind an OpenAI-compatible server; signals: the built-in annotators that measure the clip (no weights)",
     )
     endpoints: list[Endpoint] = Field(default_factory=list)
     prompt: str | None = Field(
-        None, description="Prompt id: annotators/prompts/<id>.toml (openai backend); default: the one its stages declare"
+        None,
+        description="Prompt id: annotators/prompts/<id>.toml (openai backend); default: the one its stages declare",
     )
     sampling: Sampling = Field(default_factory=Sampling)
     media: MediaTransport = MediaTransport.none
     media_root: str | None = Field(
-        None, description="Send media as file:// URLs under this path (the server's --allowed-local-media-path) instead of inline data"
+        None,
+        description="Send media as file:// URLs under this path (the server's --allowed-local-media-path) instead of inline data",
     )
-    max_retries: int = Field(4, ge=0, description="Transport retries with backoff on 5xx, timeouts and connection errors")
+    max_retries: int = Field(
+        4, ge=0, description="Transport retries with backoff on 5xx, timeouts and connection errors"
+    )
     max_reasks: int = Field(2, ge=0, description="Re-asks when a reply is cut off or does not validate")
 
     @model_validator(mode="after")
-    def _served_roles_name_a_server(self) -> "RoleConfig":
+    def _served_roles_name_a_server(self) -> RoleConfig:
         if self.backend == "openai" and not self.endpoints:
             raise ValueError("a role on the openai backend names its endpoints")
         return self
@@ -82,7 +87,9 @@ class MediaConfig(BaseModel):
 
 class ValidityGate(BaseModel):
     enabled: bool = True
-    min_cjk_share_zh: float = Field(0.5, ge=0, le=1, description="Share of CJK among the letters of the Chinese text (quotes aside)")
+    min_cjk_share_zh: float = Field(
+        0.5, ge=0, le=1, description="Share of CJK among the letters of the Chinese text (quotes aside)"
+    )
     max_label_words: int = Field(4, ge=1, description="A label longer than this is a sentence, not a label")
 
 
@@ -95,19 +102,29 @@ class LengthGate(BaseModel):
     max_words: int = Field(450, ge=1, description="EMER-Fine English descriptions average ~220 words")
     lower_quantile: float = Field(0.01, ge=0, lt=0.5)
     upper_quantile: float = Field(0.99, gt=0.5, le=1)
-    min_rows_for_quantiles: int = Field(200, ge=1, description="Below this many descriptions, only the fixed bounds apply")
+    min_rows_for_quantiles: int = Field(
+        200, ge=1, description="Below this many descriptions, only the fixed bounds apply"
+    )
 
 
 class AVMatchGate(BaseModel):
     enabled: bool = True
-    min_speech_ratio: float = Field(0.15, ge=0, le=1, description="Share of the track with voice activity that counts as speech")
-    min_face_ratio: float = Field(0.3, ge=0, le=1, description="Share of sampled frames with a frontal face that counts as a visible face")
+    min_speech_ratio: float = Field(
+        0.15, ge=0, le=1, description="Share of the track with voice activity that counts as speech"
+    )
+    min_face_ratio: float = Field(
+        0.3, ge=0, le=1, description="Share of sampled frames with a frontal face that counts as a visible face"
+    )
 
 
 class CrossValidationGate(BaseModel):
     enabled: bool = True
-    min_agreement: float = Field(0.2, ge=0, le=1, description="EMER Avg the description's labels must reach against the best-agreeing clue")
-    reject_valence_conflict: bool = Field(True, description="Reject clips whose audio and visual clues point to opposite sentiments")
+    min_agreement: float = Field(
+        0.2, ge=0, le=1, description="EMER Avg the description's labels must reach against the best-agreeing clue"
+    )
+    reject_valence_conflict: bool = Field(
+        True, description="Reject clips whose audio and visual clues point to opposite sentiments"
+    )
 
 
 class GroundingGate(BaseModel):
@@ -127,7 +144,9 @@ class LocalServer(BaseModel):
     """A vLLM OpenAI server the engine starts itself (the embedded default, and tests)."""
 
     name: str
-    model: str = Field(description="Model directory, or `tiny:text` / `tiny:audio` / `tiny:salmonn` / `tiny:chat_univi` for locally built random models")
+    model: str = Field(
+        description="Model directory, or `tiny:text` / `tiny:audio` / `tiny:salmonn` / `tiny:chat_univi` for locally built random models"
+    )
     port: int
     served_model_name: str | None = None
     extra_args: list[str] = Field(default_factory=list)
@@ -140,7 +159,9 @@ ROLES: tuple[str, ...] = ("audio_clue", "visual_clue", "disambiguation", "transl
 
 
 def _local(port: int, model: str, prompt: str, media: MediaTransport = MediaTransport.none, **kw: Any) -> RoleConfig:
-    return RoleConfig(endpoints=[Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=model)], prompt=prompt, media=media, **kw)
+    return RoleConfig(
+        endpoints=[Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=model)], prompt=prompt, media=media, **kw
+    )
 
 
 def default_roles() -> dict[str, RoleConfig]:
@@ -165,12 +186,20 @@ class EngineConfig(BaseSettings):
     )
     media: MediaConfig = Field(default_factory=MediaConfig)
     batch_size: int = Field(64, ge=1, description="Clips per Prefect task run")
-    task_workers: int = Field(4, ge=1, description="Batches in flight at once per process (ThreadPoolTaskRunner size; threads per Dask worker)")
-    task_runner: Literal["threads", "dask"] = Field("threads", description="Where batch tasks run: threads here, or a Dask cluster")
+    task_workers: int = Field(
+        4,
+        ge=1,
+        description="Batches in flight at once per process (ThreadPoolTaskRunner size; threads per Dask worker)",
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where batch tasks run: threads here, or a Dask cluster"
+    )
     dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; none: a local cluster")
     dask_workers: int = Field(2, ge=1, description="Processes of the local Dask cluster")
     decode_workers: int = Field(2, ge=1, description="Processes decoding media in isolation")
-    max_clips_in_flight: int = Field(256, ge=1, description="Clips being annotated at once, across batches (bounds media in memory)")
+    max_clips_in_flight: int = Field(
+        256, ge=1, description="Clips being annotated at once, across batches (bounds media in memory)"
+    )
     shard_rows: int = Field(10_000, ge=1, description="Rows per Parquet shard")
     state_dir: Path | None = Field(None, description="Media cache and stage results; default: <out>/.state")
     servers: list[LocalServer] = Field(default_factory=list, description="vLLM servers to start for the run")
@@ -185,12 +214,14 @@ class EngineConfig(BaseSettings):
         return roles
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         # Environment over file over defaults: an operator can override one knob of a shared file.
         return (init_settings, env_settings, _FileSource(settings_cls, _config_file.get()))
 
     @classmethod
-    def from_file(cls, path: Path | None) -> "EngineConfig":
+    def from_file(cls, path: Path | None) -> EngineConfig:
         token = _config_file.set(Path(path) if path else None)
         try:
             return cls()

@@ -38,7 +38,9 @@ class EvaluateConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EMER_EVAL_", env_nested_delimiter="__", extra="forbid")
 
-    synonyms: RoleConfig | None = Field(None, description="The LLM that groups each clip's labels into synonyms (the authors used GPT-3.5)")
+    synonyms: RoleConfig | None = Field(
+        None, description="The LLM that groups each clip's labels into synonyms (the authors used GPT-3.5)"
+    )
     state_dir: Path | None = Field(None, description="The per-clip grouping cache; default: <out>/.state")
 
     @field_validator("synonyms", mode="before")
@@ -50,11 +52,13 @@ class EvaluateConfig(BaseSettings):
         return value
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings, env_settings, _FileSource(settings_cls, _eval_config_file.get()))
 
     @classmethod
-    def from_file(cls, path: Path | None) -> "EvaluateConfig":
+    def from_file(cls, path: Path | None) -> EvaluateConfig:
         token = _eval_config_file.set(Path(path) if path else None)
         try:
             return cls()
@@ -77,11 +81,17 @@ class ClipScore(BaseModel):
     name: str
     gold: list[str]
     pred: list[str]
-    prediction_missing: bool = Field(False, description="The clip is in the gold file but has no prediction: scored as an empty prediction")
-    scored: bool = Field(description="False when the gold is empty: such clips are skipped, as the authors' wheel metric does")
+    prediction_missing: bool = Field(
+        False, description="The clip is in the gold file but has no prediction: scored as an empty prediction"
+    )
+    scored: bool = Field(
+        description="False when the gold is empty: such clips are skipped, as the authors' wheel metric does"
+    )
     accuracy_s: float | None = None
     recall_s: float | None = None
-    groups_source: str = Field(description="Where this clip's synonym groups came from: file, llm, cache, lexicon or none")
+    groups_source: str = Field(
+        description="Where this clip's synonym groups came from: file, llm, cache, lexicon or none"
+    )
     wheel: dict[Literal["level1", "level2"], WheelClipScore] = Field(default_factory=dict)
 
 
@@ -122,7 +132,9 @@ class EvaluateReport(BaseModel):
     gold: str
     groups: str = Field(description="How synonyms were grouped, in words")
     model_calls: int = Field(0, description="Grouping requests sent to the model in this run (cache hits excluded)")
-    grouping_errors: list[str] = Field(default_factory=list, description="Clips whose grouping request failed, and why (they fell back)")
+    grouping_errors: list[str] = Field(
+        default_factory=list, description="Clips whose grouping request failed, and why (they fell back)"
+    )
     missing_predictions: int = Field(0, description="Gold clips without a prediction (scored as empty predictions)")
     extra_predictions: int = Field(0, description="Predicted clips that are not in the gold file (ignored)")
     emer: EmerSummary

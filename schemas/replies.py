@@ -40,7 +40,10 @@ class Reply(BaseModel):
 @functools.cache
 def _response_format(cls: type[Reply]) -> dict:
     # Built once per reply model: generating a JSON schema costs more CPU than sending the request.
-    return {"type": "json_schema", "json_schema": {"name": cls.__name__, "schema": cls.model_json_schema(), "strict": True}}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": cls.__name__, "schema": cls.model_json_schema(), "strict": True},
+    }
 
 
 class ClueReply(Reply):
@@ -54,7 +57,9 @@ class DescriptionReply(Reply):
     """Disambiguation: the subtitle read in the light of both clues, merged into one description."""
 
     subtitle_analysis: Text = Field(description="Which words of the subtitle reveal the emotional state, and why")
-    description: Prose = Field(description="Emotion-reasoning description: in the video ...; in the audio ...; in the text ...")
+    description: Prose = Field(
+        description="Emotion-reasoning description: in the video ...; in the audio ...; in the text ..."
+    )
 
 
 class TranslationReply(Reply):

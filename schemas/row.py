@@ -50,7 +50,7 @@ class StageExtra(BaseModel):
     value: str = Field(description="The value as JSON")
 
     @classmethod
-    def of(cls, stage: str, field: str, value: Any) -> "StageExtra":
+    def of(cls, stage: str, field: str, value: Any) -> StageExtra:
         return cls(stage=stage, field=field, value=json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
@@ -62,7 +62,9 @@ class CoarseRow(BaseModel):
     clip_error: str | None = Field(None, description="Why the clip is not ok (the manifest's error)")
     subtitle_chinese: str | None = None
     subtitle_english: str | None = None
-    subtitle_english_translated: str | None = Field(None, description="A Chinese-only subtitle in English, as the models read it")
+    subtitle_english_translated: str | None = Field(
+        None, description="A Chinese-only subtitle in English, as the models read it"
+    )
     audio_clue: ClueSet | None = None
     visual_clue: ClueSet | None = None
     subtitle_analysis: str | None = None
@@ -71,10 +73,16 @@ class CoarseRow(BaseModel):
     labels: list[str] = Field(default_factory=list)
     complete: bool = Field(False, description="Every stage answered for this clip")
     signals: ClipSignals | None = Field(None, description="Prosody, voice activity and faces measured from the clip")
-    label_views: list[LabelView] = Field(default_factory=list, description="Labels from independent annotators, for cross-validation")
+    label_views: list[LabelView] = Field(
+        default_factory=list, description="Labels from independent annotators, for cross-validation"
+    )
     gates: list[GateVerdict] = Field(default_factory=list, description="One verdict per quality gate")
-    review: ReviewDecision | None = Field(None, description="A human reviewer's decision, when a gate held the row back")
-    accepted: bool = Field(False, description="In the corpus: complete and every gate passed, or accepted by a reviewer")
+    review: ReviewDecision | None = Field(
+        None, description="A human reviewer's decision, when a gate held the row back"
+    )
+    accepted: bool = Field(
+        False, description="In the corpus: complete and every gate passed, or accepted by a reviewer"
+    )
     errors: list[StageError] = Field(default_factory=list)
     provenance: list[ModelCall] = Field(default_factory=list)
     extra: list[StageExtra] = Field(default_factory=list, description="Outputs of stages added beyond the method's")

@@ -9,10 +9,15 @@ class AudioSignals(BaseModel):
     seconds: float = Field(description="Length of the analysed audio")
     speech_seconds: float = Field(description="Voiced speech found by the voice-activity detector")
     speech_ratio: float = Field(description="speech_seconds / seconds")
-    loudness_db: float | None = Field(None, description="Median intensity of speech, dB as Praat reports it (full scale = 91 dB); None without speech")
+    loudness_db: float | None = Field(
+        None,
+        description="Median intensity of speech, dB as Praat reports it (full scale = 91 dB); None without speech",
+    )
     loudness_range_db: float | None = Field(None, description="95th minus 5th percentile of intensity over speech")
     pitch_hz: float | None = Field(None, description="Median F0 of voiced frames")
-    pitch_range_semitones: float | None = Field(None, description="Spread of F0 (90th over 10th percentile), semitones")
+    pitch_range_semitones: float | None = Field(
+        None, description="Spread of F0 (90th over 10th percentile), semitones"
+    )
     speaking_rate: float | None = Field(None, description="Syllable nuclei per second of speech")
     pauses: int = Field(0, description="Silences of 0.3 s or more between speech")
 

@@ -15,7 +15,7 @@ class StageStats(BaseModel):
     completion_tokens: int = 0
     seconds: float = Field(0.0, description="Wall seconds spent answering, summed over clips (they overlap)")
 
-    def add(self, other: "StageStats") -> None:
+    def add(self, other: StageStats) -> None:
         for name in type(self).model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -28,7 +28,7 @@ class RunStats(BaseModel):
         for name, n in counts.items():
             setattr(entry, name, getattr(entry, name) + n)
 
-    def merge(self, other: "RunStats") -> "RunStats":
+    def merge(self, other: RunStats) -> RunStats:
         for stage, entry in other.stages.items():
             self.stages.setdefault(stage, StageStats()).add(entry)
         return self

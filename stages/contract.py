@@ -35,7 +35,7 @@ class StageInputs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     @classmethod
-    def read(cls, row: CoarseRow) -> "StageInputs":
+    def read(cls, row: CoarseRow) -> StageInputs:
         return cls.model_validate({name: getattr(row, name) for name in cls.model_fields})
 
 

@@ -15,7 +15,7 @@ class DisambiguationInputs(StageInputs):
     clip_error: str | None  # why there is no audio clue, when there is none
 
     @classmethod
-    def read(cls, row: CoarseRow) -> "DisambiguationInputs":
+    def read(cls, row: CoarseRow) -> DisambiguationInputs:
         return cls(
             subtitle=row.subtitle,
             audio_clue=primary_clue(row.audio_clue),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset, DatasetDict
 
@@ -17,8 +16,8 @@ from gates.length import length_bounds
 from gates.run import judge, route
 from schemas.arrow import arrow_schema, features, to_table
 from schemas.config import GatesConfig
-from schemas.review import ReviewDecision
 from schemas.manifest import ClipRecord
+from schemas.review import ReviewDecision
 from schemas.row import CoarseRow
 
 SPLITS = ("train", "review", "rejected", "failed")
@@ -43,13 +42,19 @@ def write_batch_parts(rows: list[CoarseRow], parts_dir: Path, batch: int) -> Non
     tmp.replace(part)
 
 
-def gate_parts(parts: list[Path], gated_dir: Path, cfg: GatesConfig, decisions: dict[str, ReviewDecision]) -> tuple[dict[str, list[Path]], LengthBounds]:
+def gate_parts(
+    parts: list[Path], gated_dir: Path, cfg: GatesConfig, decisions: dict[str, ReviewDecision]
+) -> tuple[dict[str, list[Path]], LengthBounds]:
     """Judge every row and write it to its split. Two streaming passes: the length gate's bounds come
     from the whole corpus's description lengths, so they are read first (one column, not the rows)."""
     counts = []
     for part in parts:
         table = pq.read_table(part, columns=["complete", "description_en"])
-        counts += [len((d or "").split()) for c, d in zip(table.column("complete").to_pylist(), table.column("description_en").to_pylist()) if c]
+        counts += [
+            len((d or "").split())
+            for c, d in zip(table.column("complete").to_pylist(), table.column("description_en").to_pylist())
+            if c
+        ]
     bounds = length_bounds(counts, cfg.length)
     gated_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[Path]] = {split: [] for split in SPLITS}
@@ -94,7 +99,9 @@ def build_dataset_dict(shards: dict[str, list[Path]], cache_dir: Path) -> Datase
 
     def split(files: list[Path]) -> Dataset:
         if not any(pq.ParquetFile(p).metadata.num_rows for p in files):
-            return Dataset.from_dict({name: [] for name in feats}, features=feats)  # from_parquet refuses an empty split
+            return Dataset.from_dict(
+                {name: [] for name in feats}, features=feats
+            )  # from_parquet refuses an empty split
         return Dataset.from_parquet([str(p) for p in files], features=feats, cache_dir=str(cache_dir))
 
     return DatasetDict({name: split(files) for name, files in shards.items()})
@@ -125,7 +132,10 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
                 errors.update({e["stage"] for e in errs})
             for ls in table.column("labels").to_pylist():
                 labels.update(ls)
-    gates = {g: {"judged": n, "passed": gate_passes[g], "pass_rate": round(gate_passes[g] / n, 4)} for g, n in gate_runs.items()}
+    gates = {
+        g: {"judged": n, "passed": gate_passes[g], "pass_rate": round(gate_passes[g] / n, 4)}
+        for g, n in gate_runs.items()
+    }
     return {
         "splits": counts,
         "clip_status": dict(status),
@@ -144,24 +154,46 @@ def _reason_kind(reason: str) -> str:
 def stage_cost_table(stages: dict[str, dict]) -> str:
     head = "| stage | checkpoint hits | runs | requests | attempts | failures | prompt tokens | completion tokens | seconds |"
     rule = "|---|---|---|---|---|---|---|---|---|"
-    keys = ("checkpoint_hits", "runs", "requests", "attempts", "failures", "prompt_tokens", "completion_tokens", "seconds")
+    keys = (
+        "checkpoint_hits",
+        "runs",
+        "requests",
+        "attempts",
+        "failures",
+        "prompt_tokens",
+        "completion_tokens",
+        "seconds",
+    )
     lines = [f"| {stage} | " + " | ".join(str(v[k]) for k in keys) + " |" for stage, v in stages.items()]
     return "\n".join([head, rule, *(lines or ["| (no stage ran) |" + " 0 |" * len(keys)])])
 
 
-def dataset_card(summary: dict, lineup: dict, corpus: str, config_fingerprint: str, stages: dict[str, dict] | None = None) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def dataset_card(
+    summary: dict, lineup: dict, corpus: str, config_fingerprint: str, stages: dict[str, dict] | None = None
+) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = "\n".join(
         ["---", "configs:", "- config_name: default", "  data_files:"]
         + [f"  - split: {split}\n    path: data/{split}-*.parquet" for split in summary["splits"]]
         + ["license: other", "license_name: mer-eula", "task_categories:", "- video-classification", "---"]
     )
     rows = "\n".join(f"| {split} | {n} |" for split, n in summary["splits"].items())
-    roles = "\n".join(f"| {role} | {', '.join(v['models'])} | {v['prompt']} | {v['media']} |" for role, v in lineup.items())
+    roles = "\n".join(
+        f"| {role} | {', '.join(v['models'])} | {v['prompt']} | {v['media']} |" for role, v in lineup.items()
+    )
     status = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["clip_status"].items()))
-    errors = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["rows_with_errors_by_stage"].items())) or "| (none) | 0 |"
+    errors = (
+        "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["rows_with_errors_by_stage"].items()))
+        or "| (none) | 0 |"
+    )
     top = ", ".join(f"{w} ({n})" for w, n in summary["top_labels"]) or "(none)"
-    gates = "\n".join(f"| {g} | {v['judged']} | {v['passed']} | {v['pass_rate']:.1%} |" for g, v in summary.get("gates", {}).items()) or "| (no complete rows) | 0 | 0 | - |"
+    gates = (
+        "\n".join(
+            f"| {g} | {v['judged']} | {v['passed']} | {v['pass_rate']:.1%} |"
+            for g, v in summary.get("gates", {}).items()
+        )
+        or "| (no complete rows) | 0 | 0 | - |"
+    )
     stage_costs = stage_cost_table(stages or {})
     failures = "\n".join(f"| {k} | {n} |" for k, n in summary.get("gate_failures", {}).items()) or "| (none) | 0 |"
     return f"""{header}

@@ -72,7 +72,9 @@ def discover(root: Path, subtitle_table: Path | None = None) -> Corpus:
     table = subtitle_table or find_subtitle_table(root)
     audio_dir = root / "audio" if (root / "audio").is_dir() else None
     subtitles = read_subtitles(table) if table else {}
-    return Corpus(root=root, clips=clips, duplicates=duplicates, subtitles=subtitles, subtitle_table=table, audio_dir=audio_dir)
+    return Corpus(
+        root=root, clips=clips, duplicates=duplicates, subtitles=subtitles, subtitle_table=table, audio_dir=audio_dir
+    )
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -105,7 +107,9 @@ def peak_volume_db(path: Path, max_seconds: float) -> float | None:
     return float("-inf") if match.group(1) == "-inf" else float(match.group(1))
 
 
-def probe_clip(path: Path, subtitles: Subtitles, audio_path: Path | None, max_audio_s: float, silence_db: float) -> ClipRecord:
+def probe_clip(
+    path: Path, subtitles: Subtitles, audio_path: Path | None, max_audio_s: float, silence_db: float
+) -> ClipRecord:
     """Probe one clip with ffprobe (never with a decoder that can abort the process)."""
     record = ClipRecord(
         name=path.stem,
@@ -122,20 +126,31 @@ def probe_clip(path: Path, subtitles: Subtitles, audio_path: Path | None, max_au
         # -count_packets demuxes the whole file (no decoding): cheap, and it exposes truncation.
         info = ffmpeg.probe(str(path), count_packets=None)
     except ffmpeg.Error as exc:
-        return record.model_copy(update={"status": ClipStatus.invalid, "error": f"ffprobe cannot read it: {ffmpeg_error_reason(exc)}"})
+        return record.model_copy(
+            update={"status": ClipStatus.invalid, "error": f"ffprobe cannot read it: {ffmpeg_error_reason(exc)}"}
+        )
     streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic") != 1), None)
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic") != 1),
+        None,
+    )
     if video is None:
         return record.model_copy(update={"status": ClipStatus.invalid, "error": "no video stream"})
     duration = float(info.get("format", {}).get("duration") or video.get("duration") or 0.0)
     num, _, den = (video.get("avg_frame_rate") or "0/1").partition("/")
     fps = float(num) / float(den) if float(den or 0) else None
-    record = record.model_copy(update={"duration": duration, "fps": fps, "width": video.get("width"), "height": video.get("height")})
+    record = record.model_copy(
+        update={"duration": duration, "fps": fps, "width": video.get("width"), "height": video.get("height")}
+    )
     if duration <= 0:
-        return record.model_copy(update={"status": ClipStatus.invalid, "error": "zero duration (truncated or empty stream)"})
+        return record.model_copy(
+            update={"status": ClipStatus.invalid, "error": "zero duration (truncated or empty stream)"}
+        )
     declared, read = int(video.get("nb_frames") or 0), int(video.get("nb_read_packets") or 0)
     if declared and read < declared:
-        return record.model_copy(update={"status": ClipStatus.invalid, "error": f"truncated: {read} of {declared} video packets present"})
+        return record.model_copy(
+            update={"status": ClipStatus.invalid, "error": f"truncated: {read} of {declared} video packets present"}
+        )
     audio_source = audio_path or path
     has_audio_stream = audio_path is not None or any(s.get("codec_type") == "audio" for s in streams)
     peak = peak_volume_db(audio_source, max_audio_s) if has_audio_stream else None
@@ -145,14 +160,21 @@ def probe_clip(path: Path, subtitles: Subtitles, audio_path: Path | None, max_au
     if peak is None:
         return record.model_copy(update={"status": ClipStatus.silent, "error": "audio stream cannot be decoded"})
     if peak < silence_db:
-        return record.model_copy(update={"status": ClipStatus.silent, "error": f"silent audio (peak {peak} dB < {silence_db} dB)"})
+        return record.model_copy(
+            update={"status": ClipStatus.silent, "error": f"silent audio (peak {peak} dB < {silence_db} dB)"}
+        )
     return record
 
 
 def duplicate_name_records(corpus: Corpus) -> list[ClipRecord]:
     first = {p.stem: p.name for p in corpus.clips}
     return [
-        ClipRecord(name=p.name, path=str(p.resolve()), status=ClipStatus.invalid, error=f"duplicate clip name: {first[p.stem]} is clip {p.stem}")
+        ClipRecord(
+            name=p.name,
+            path=str(p.resolve()),
+            status=ClipStatus.invalid,
+            error=f"duplicate clip name: {first[p.stem]} is clip {p.stem}",
+        )
         for p in corpus.duplicates
     ]
 
@@ -160,7 +182,12 @@ def duplicate_name_records(corpus: Corpus) -> list[ClipRecord]:
 def missing_clip_records(corpus: Corpus) -> list[ClipRecord]:
     present = {p.stem for p in corpus.clips}
     return [
-        ClipRecord(name=name, subtitles=subs, status=ClipStatus.missing, error=f"subtitle row in {corpus.subtitle_table.name} but no clip file")
+        ClipRecord(
+            name=name,
+            subtitles=subs,
+            status=ClipStatus.missing,
+            error=f"subtitle row in {corpus.subtitle_table.name} but no clip file",
+        )
         for name, subs in sorted(corpus.subtitles.items())
         if name not in present
     ]

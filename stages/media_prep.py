@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 import os
+import re
 from pathlib import Path
 
 import ffmpeg
 
 from runtime.isolation import DecoderCrashed, IsolatedPool
-from stages.ingest import ffmpeg_error_reason
 from schemas.config import MediaConfig, stable_hash
 from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
-
+from stages.ingest import ffmpeg_error_reason
 
 _DECORD_NOISE = re.compile(r"\[\d{2}:\d{2}:\d{2}\]\s*|/github/workspace/\S+:\d+:\s*")
 
@@ -36,7 +35,9 @@ def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def decode_frames(video: str, out_dir: str, count: int, width: int, height: int, quality: int) -> tuple[list[str], list[float]]:
+def decode_frames(
+    video: str, out_dir: str, count: int, width: int, height: int, quality: int
+) -> tuple[list[str], list[float]]:
     """Runs in an isolated worker process: decord may abort on corrupt input."""
     import decord
     import numpy as np
@@ -77,7 +78,9 @@ class MediaPrep:
 
     def __init__(self, cache_dir: Path, config: MediaConfig, pool: IsolatedPool) -> None:
         self.cache_dir, self.config, self.pool = cache_dir, config, pool
-        self.frames_hash = stable_hash([config.frames_per_second, config.max_frames, config.frame_max_side, config.jpeg_quality])
+        self.frames_hash = stable_hash(
+            [config.frames_per_second, config.max_frames, config.frame_max_side, config.jpeg_quality]
+        )
         self.audio_hash = stable_hash([config.audio_sample_rate, config.audio_max_seconds])
         self._locks: dict[str, asyncio.Lock] = {}  # clips with the same content share one cache entry
 
@@ -104,7 +107,9 @@ class MediaPrep:
         width, height = scaled_size(record.width or 2, record.height or 2, self.config.frame_max_side)
         count = frame_count(record.duration or 0.0, self.config)
         try:
-            frames, times = await self.pool.run(decode_frames, record.path, str(out), count, width, height, self.config.jpeg_quality)
+            frames, times = await self.pool.run(
+                decode_frames, record.path, str(out), count, width, height, self.config.jpeg_quality
+            )
         except (DecoderCrashed, ValueError) as exc:
             raise UndecodableMedia(decode_error_message(exc)) from exc
         except Exception as exc:

@@ -37,7 +37,9 @@ def stage_class(ref: str) -> type[Stage]:
         return METHOD_STAGES[ref]
     module, _, attr = ref.partition(":")
     if not attr:
-        raise UnknownStage(f"no stage named {ref!r}: name one of {sorted(METHOD_STAGES)} or give 'package.module:Class'")
+        raise UnknownStage(
+            f"no stage named {ref!r}: name one of {sorted(METHOD_STAGES)} or give 'package.module:Class'"
+        )
     try:
         found = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:

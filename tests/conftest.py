@@ -29,7 +29,9 @@ from data import synth_clips as synth  # noqa: E402
 from schemas.config import EngineConfig  # noqa: E402
 
 # The demo's server settings are the tests' too (data/configs/cpu-tiny.toml): one place to change them.
-DEMO_SERVERS = {spec.name: spec for spec in EngineConfig.from_file(ROOT / "data" / "configs" / "cpu-tiny.toml").servers}
+DEMO_SERVERS = {
+    spec.name: spec for spec in EngineConfig.from_file(ROOT / "data" / "configs" / "cpu-tiny.toml").servers
+}
 
 
 def free_port() -> int:
@@ -54,7 +56,9 @@ def servers(tmp_path_factory) -> dict[str, VLLMServer]:
 
 @pytest.fixture(scope="session")
 def good_clip(tmp_path_factory) -> Path:
-    return synth.talking_clip(tmp_path_factory.mktemp("clips") / "sample_00000001.mp4", "I am so happy, I finally passed the exam!")
+    return synth.talking_clip(
+        tmp_path_factory.mktemp("clips") / "sample_00000001.mp4", "I am so happy, I finally passed the exam!"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -90,13 +94,22 @@ def served_requests(server: VLLMServer) -> int:
     import httpx
 
     text = httpx.get(f"http://127.0.0.1:{server.spec.port}/metrics", timeout=10).text
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success_total")))
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("vllm:request_success_total")
+        )
+    )
 
 
 def write_flow_config(path: Path, servers: dict[str, VLLMServer], **top) -> Path:
     """An engine config that uses the session's servers (already running: no [[servers]] to start)."""
     text_url, audio_url = servers["text"].base_url, servers["audio"].base_url
-    lines = [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in {"batch_size": 4, "task_workers": 2, **top}.items()]
+    lines = [
+        f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
+        for k, v in {"batch_size": 4, "task_workers": 2, **top}.items()
+    ]
     lines += ["[media]", "max_frames = 4", "frame_max_side = 160"]
     roles = {
         "audio_clue": (audio_url, "tiny-audio", "input_audio"),
@@ -106,8 +119,13 @@ def write_flow_config(path: Path, servers: dict[str, VLLMServer], **top) -> Path
         "labels": (text_url, "tiny-text", "none"),
     }
     for role, (url, model, media) in roles.items():
-        lines += [f"[roles.{role}]", f'prompt = "{role}"', f'media = "{media}"', "sampling = { max_tokens = 1024 }",
-                  f'endpoints = [{{ base_url = "{url}", model = "{model}", max_in_flight = 16 }}]']
+        lines += [
+            f"[roles.{role}]",
+            f'prompt = "{role}"',
+            f'media = "{media}"',
+            "sampling = { max_tokens = 1024 }",
+            f'endpoints = [{{ base_url = "{url}", model = "{model}", max_in_flight = 16 }}]',
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

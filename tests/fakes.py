@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 from annotators.client import Answer
 from annotators.prompts import Prompt, load_prompt
@@ -26,7 +26,10 @@ from stages.contract import ClipContext
 
 def completion(content: str, finish: str = "stop") -> tuple[int, dict]:
     return 200, {
-        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
     }
@@ -91,8 +94,16 @@ class FakeClient:
 
     def _call(self) -> ModelCall:
         return ModelCall(
-            stage=self.role, prompt_id=self.prompt.id, prompt_version=self.prompt.version, model="fake-model",
-            server="http://fake/v1", sampling="{}", config_hash="fake", attempts=1, prompt_tokens=7, completion_tokens=3,
+            stage=self.role,
+            prompt_id=self.prompt.id,
+            prompt_version=self.prompt.version,
+            model="fake-model",
+            server="http://fake/v1",
+            sampling="{}",
+            config_hash="fake",
+            attempts=1,
+            prompt_tokens=7,
+            completion_tokens=3,
         )
 
     async def ask(self, messages: list[dict], reply_model: type) -> Answer:
@@ -117,6 +128,7 @@ class OneStage:
 
     def run(self, row, clip):
         """The stage's outcome for `row` (written onto it) and the run's statistics for the stage."""
+
         async def go():
             stats = collect()
             outcome = await self.pipeline.step(self.stage.name, row, clip)

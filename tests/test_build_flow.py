@@ -7,8 +7,8 @@ model calls, and that a killed run resumes to the same dataset without redoing f
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -91,7 +91,11 @@ def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
         stages = {p["stage"] for p in row["provenance"]}
         assert STAGES - {"audio_clue"} <= stages
         for call in row["provenance"]:
-            assert call["prompt_version"] and call["model"].startswith("tiny-") and call["server"].startswith("http://127.0.0.1")
+            assert (
+                call["prompt_version"]
+                and call["model"].startswith("tiny-")
+                and call["server"].startswith("http://127.0.0.1")
+            )
             assert json.loads(call["sampling"])["temperature"] == 0.0
     for name in GOOD:  # clips with speech were heard, asked with and without the subtitle
         clue = train[name]["audio_clue"]
@@ -99,10 +103,15 @@ def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
         assert "audio_clue" in {p["stage"] for p in train[name]["provenance"]}
     # Chinese-only subtitle: translated to English first, the original kept
     assert "subtitle_translation" in {p["stage"] for p in train["sample_00000002"]["provenance"]}
-    assert train["sample_00000002"]["subtitle_chinese"] == "你为什么总是这样对我？" and train["sample_00000002"]["subtitle_english"] is None
+    assert (
+        train["sample_00000002"]["subtitle_chinese"] == "你为什么总是这样对我？"
+        and train["sample_00000002"]["subtitle_english"] is None
+    )
     # silent clips are described from what is seen, without an audio clue
     for name in ("sample_00000010", "sample_00000011"):
-        assert train[name]["audio_clue"] is None and "audio_clue" not in {p["stage"] for p in train[name]["provenance"]}
+        assert train[name]["audio_clue"] is None and "audio_clue" not in {
+            p["stage"] for p in train[name]["provenance"]
+        }
         assert [e["message"].split(":")[0] for e in train[name]["errors"]] == ["skipped"]
     assert train["sample_00000002"]["subtitle_english_translated"]
 
@@ -111,13 +120,21 @@ def test_every_complete_row_is_judged_by_every_gate_and_routed_by_its_verdicts(b
     out, summary, _ = built
     for split, expected in (("train", True), ("review", False)):
         for row in rows(out, split):
-            assert [g["gate"] for g in row["gates"]] == ["validity", "length", "av_match", "cross_validation", "grounding"]
+            assert [g["gate"] for g in row["gates"]] == [
+                "validity",
+                "length",
+                "av_match",
+                "cross_validation",
+                "grounding",
+            ]
             assert all(g["reason"] for g in row["gates"])
             assert all(g["passed"] for g in row["gates"]) is expected and row["accepted"] is expected
             assert row["signals"]["visual"]["frames"] >= 1
     assert all(not r["gates"] for r in rows(out, "failed"))
     # Test-pattern clips show no face: the A/V gate holds every one of them back.
-    assert summary["gates"]["av_match"]["passed"] == 0 and summary["gates"]["av_match"]["judged"] == len(complete_rows(out))
+    assert summary["gates"]["av_match"]["passed"] == 0 and summary["gates"]["av_match"]["judged"] == len(
+        complete_rows(out)
+    )
 
 
 def test_model_calls_are_counted_exactly(built):
@@ -128,10 +145,24 @@ def test_model_calls_are_counted_exactly(built):
 def test_dataset_dict_shards_and_card(built):
     out, summary, _ = built
     ds = load_from_disk(str(out / "hf"))
-    assert set(ds) == {"train", "review", "rejected", "failed"} and all(ds[s].num_rows == n for s, n in summary["splits"].items())
-    assert sorted(p.name for p in (out / "data").iterdir()) == [f"{s}-00000-of-00001.parquet" for s in ("failed", "rejected", "review", "train")]
+    assert set(ds) == {"train", "review", "rejected", "failed"} and all(
+        ds[s].num_rows == n for s, n in summary["splits"].items()
+    )
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        f"{s}-00000-of-00001.parquet" for s in ("failed", "rejected", "review", "train")
+    ]
     card = (out / "README.md").read_text()
-    for text in ("tiny-audio", "tiny-text", "audio_clue@1.0.0", "labels@1.0.0", "MER EULA", "| train |", "path: data/train-*.parquet", "## Quality gates", "| av_match |"):
+    for text in (
+        "tiny-audio",
+        "tiny-text",
+        "audio_clue@1.0.0",
+        "labels@1.0.0",
+        "MER EULA",
+        "| train |",
+        "path: data/train-*.parquet",
+        "## Quality gates",
+        "| av_match |",
+    ):
         assert text in card
 
 
@@ -145,7 +176,9 @@ def test_a_re_run_makes_no_model_calls_and_gives_the_same_dataset(built, servers
     assert summary["export"] == "unchanged since the last run" and summary["splits"] == built[1]["splits"]
 
 
-def test_a_gate_setting_changed_since_the_last_run_re_exports_without_model_calls(built, servers, mer_corpus, config, tmp_path):
+def test_a_gate_setting_changed_since_the_last_run_re_exports_without_model_calls(
+    built, servers, mer_corpus, config, tmp_path
+):
     out = tmp_path / "out"
     shutil.copytree(built[0], out)  # its state (checkpoint, media) comes along in out/.state
     strict = tmp_path / "strict.toml"
@@ -153,7 +186,11 @@ def test_a_gate_setting_changed_since_the_last_run_re_exports_without_model_call
     before = total_requests(servers)
     summary = build_coarse(str(mer_corpus), str(out), str(strict))
     assert summary["model_calls"] == 0 and total_requests(servers) == before and "export" not in summary
-    assert summary["gates"]["length"]["judged"] > 0 and summary["gates"]["length"]["passed"] == 0 and summary["splits"]["train"] == 0
+    assert (
+        summary["gates"]["length"]["judged"] > 0
+        and summary["gates"]["length"]["passed"] == 0
+        and summary["splits"]["train"] == 0
+    )
     back = build_coarse(str(mer_corpus), str(out), str(config))  # and back: exported again, as it was
     assert "export" not in back and back["splits"] == built[1]["splits"] and dataset(out) == dataset(built[0])
 
@@ -167,12 +204,26 @@ def checkpointed(db: Path) -> tuple[int, int]:
     return len(payloads), sum(c["attempts"] for p in payloads for c in p["calls"])
 
 
-def test_a_killed_run_resumes_to_the_same_dataset_without_redoing_work(built, servers, mer_corpus, servers_config_slow, tmp_path):
+def test_a_killed_run_resumes_to_the_same_dataset_without_redoing_work(
+    built, servers, mer_corpus, servers_config_slow, tmp_path
+):
     reference, ref_summary, _ = built
     out = tmp_path / "out"
     db = out / ".state" / "checkpoint.sqlite"
-    cmd = [sys.executable, "-m", "flows.cli", "build", str(mer_corpus), "--out", str(out), "--config", str(servers_config_slow)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "build",
+        str(mer_corpus),
+        "--out",
+        str(out),
+        "--config",
+        str(servers_config_slow),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while checkpointed(db)[0] < 6 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -200,7 +251,9 @@ def servers_config_slow(servers, tmp_path) -> Path:
 def test_a_local_dask_cluster_builds_the_same_dataset(built, servers, mer_corpus, tmp_path):
     """Scale-out: batch tasks on Dask worker processes (each builds its own engine) against the same servers."""
     reference, ref_summary, _ = built
-    config = write_flow_config(tmp_path / "dask.toml", servers, batch_size=2, task_workers=1, task_runner="dask", dask_workers=2)
+    config = write_flow_config(
+        tmp_path / "dask.toml", servers, batch_size=2, task_workers=1, task_runner="dask", dask_workers=2
+    )
     out = tmp_path / "out"
     before = total_requests(servers)
     summary = build_coarse(str(mer_corpus), str(out), str(config))

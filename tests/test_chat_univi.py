@@ -35,7 +35,9 @@ pytestmark = pytest.mark.vllm
 
 def in_vllm_env(code: str, timeout: float = 600) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([default_vllm_python(), "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    done = subprocess.run(
+        [default_vllm_python(), "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -75,7 +77,9 @@ def test_token_merging_matches_the_authors_clustering_for_images_and_videos():
     facts = in_vllm_env(MERGING)
     mine, theirs, diff, diff_noisy = facts["image"]
     assert mine == theirs == [2, 112, 48] and diff < 1e-5
-    assert diff_noisy < 1e-5  # the authors' 1e-6 density noise only breaks exact ties, which random features do not have
+    assert (
+        diff_noisy < 1e-5
+    )  # the authors' 1e-6 density noise only breaks exact ties, which random features do not have
     for frames, events in ((3, 1), (17, 2), (40, 3), (100, 7)):  # ceil(T / 16) events of 64 + 32 + 16 tokens
         mine, theirs, diff, diff_noisy, noise_moves, counted = facts[f"video{frames}"]
         assert mine == [events * 112, 48] and theirs == [events * 112, 48], frames
@@ -148,10 +152,30 @@ def test_converter_writes_a_directory_with_the_names_the_model_class_loads(tmp_p
 # backend), so it serves on the CPU like the audio models, and its video path runs for real.
 
 SPEC = LocalServer(
-    name="chat_univi", model="tiny:chat_univi", port=0, served_model_name="tiny-chat-univi",
-    extra_args=["--dtype", "float32", "--max-model-len", "2048", "--max-num-seqs", "8", "--seed", "0", "--generation-config", "vllm",
-                "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}', "--limit-mm-per-prompt", '{"video":1}',
-                "--chat-template-content-format", "openai", "--media-io-kwargs", '{"video": {"fps": 1, "num_frames": 100}}'],
+    name="chat_univi",
+    model="tiny:chat_univi",
+    port=0,
+    served_model_name="tiny-chat-univi",
+    extra_args=[
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "2048",
+        "--max-num-seqs",
+        "8",
+        "--seed",
+        "0",
+        "--generation-config",
+        "vllm",
+        "--structured-outputs-config",
+        '{"backend":"xgrammar","disable_any_whitespace":true}',
+        "--limit-mm-per-prompt",
+        '{"video":1}',
+        "--chat-template-content-format",
+        "openai",
+        "--media-io-kwargs",
+        '{"video": {"fps": 1, "num_frames": 100}}',
+    ],
     env={"VLLM_CPU_KVCACHE_SPACE": "1"},
 )
 # Largest |log-prob difference| between the served model and the reference over every prompt position's
@@ -189,8 +213,19 @@ print(json.dumps({"identical": identical, "out": str(root / "ref.json")}))
 def test_served_chat_univi_computes_the_authors_forward_pass_on_a_video(chat_univi, tmp_path, seconds):
     clip = synth.talking_clip(tmp_path / "clip.mp4", "I am so happy today, I finally passed!", seconds=seconds)
     url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
-    body = {"model": SPEC.served_model_name, "temperature": 0, "max_tokens": 1, "prompt_logprobs": 20, "return_token_ids": True,
-            "messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": QUESTION}]}]}
+    body = {
+        "model": SPEC.served_model_name,
+        "temperature": 0,
+        "max_tokens": 1,
+        "prompt_logprobs": 20,
+        "return_token_ids": True,
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": QUESTION}],
+            }
+        ],
+    }
     r = httpx.post(f"{chat_univi.base_url}/chat/completions", json=body, timeout=300)
     assert r.status_code == 200, r.text
     reply = r.json()
@@ -205,16 +240,25 @@ def test_served_chat_univi_computes_the_authors_forward_pass_on_a_video(chat_uni
     assert int(seconds) - 1 <= ref["frames"] <= int(seconds)
     video_id = max(ids)
     assert ids.count(video_id) == 112 * events
-    assert [video_id if r == -1 else r for r in ref["ids"]] == ids  # "###Human: " + visual tokens + "\n" + question + "###Assistant:"
-    worst = max(abs(entry["logprob"] - ref["logprobs"][pos - 1][int(token)])
-                for pos in range(1, len(ids)) for token, entry in prompt_lp[pos].items() if int(token) < video_id - 1)
+    assert [
+        video_id if r == -1 else r for r in ref["ids"]
+    ] == ids  # "###Human: " + visual tokens + "\n" + question + "###Assistant:"
+    worst = max(
+        abs(entry["logprob"] - ref["logprobs"][pos - 1][int(token)])
+        for pos in range(1, len(ids))
+        for token, entry in prompt_lp[pos].items()
+        if int(token) < video_id - 1
+    )
     assert worst < LOGPROB_ATOL, worst
 
 
 def test_visual_clue_role_asks_chat_univi_with_a_video(chat_univi, good_clip):
     async def go():
-        config = RoleConfig(endpoints=[Endpoint(base_url=chat_univi.base_url, model=SPEC.served_model_name)], prompt="visual_clue",
-                            media=MediaTransport.video_url)
+        config = RoleConfig(
+            endpoints=[Endpoint(base_url=chat_univi.base_url, model=SPEC.served_model_name)],
+            prompt="visual_clue",
+            media=MediaTransport.video_url,
+        )
         client = RoleClient("visual_clue", config, load_prompt("visual_clue"), "test")
         messages = with_media(client.prompt.messages("without_subtitle"), visual_parts(config, [], good_clip))
         answer = await client.ask(messages, ClueReply)

@@ -57,7 +57,11 @@ def test_structured_output_is_requested_with_the_reply_schema(scripted):
     assert sent["response_format"] == LabelsReply.response_format()
     assert "guided_json" not in sent and sent["temperature"] == 0.0 and sent["seed"] == 0
     assert answer.ok and answer.value.labels == []  # an empty list is a valid answer
-    assert answer.call.prompt_id == "labels" and answer.call.prompt_version == "1.0.0" and answer.call.server == server.url
+    assert (
+        answer.call.prompt_id == "labels"
+        and answer.call.prompt_version == "1.0.0"
+        and answer.call.server == server.url
+    )
 
 
 def test_cut_off_reply_is_re_asked_with_more_room(scripted):
@@ -101,7 +105,9 @@ def test_configuration_and_rate_limit_errors_are_left_for_the_next_run(scripted,
 
 def test_a_missing_api_key_is_a_configuration_error(monkeypatch):
     monkeypatch.delenv("EMER_TEST_KEY", raising=False)
-    config = RoleConfig(endpoints=[Endpoint(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="EMER_TEST_KEY")], prompt="labels")
+    config = RoleConfig(
+        endpoints=[Endpoint(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="EMER_TEST_KEY")], prompt="labels"
+    )
     with pytest.raises(ValueError, match="EMER_TEST_KEY"):
         RoleClient("labels", config, load_prompt("labels"), "h")
 
@@ -114,12 +120,20 @@ def test_server_down_is_transient_error_not_exception():
 def test_least_loaded_dispatch_spreads_over_endpoints(scripted):
     a = scripted([completion('{"labels": []}')] * 20)
     b = scripted([completion('{"labels": []}')] * 20)
-    config = RoleConfig(endpoints=[Endpoint(base_url=a.url, model="m", max_in_flight=4), Endpoint(base_url=b.url, model="m", max_in_flight=4)], prompt="labels")
+    config = RoleConfig(
+        endpoints=[
+            Endpoint(base_url=a.url, model="m", max_in_flight=4),
+            Endpoint(base_url=b.url, model="m", max_in_flight=4),
+        ],
+        prompt="labels",
+    )
     prompt = load_prompt("labels")
 
     async def go():
         client = RoleClient("labels", config, prompt, "h")
-        answers = await asyncio.gather(*(client.ask(prompt.messages("default", description="d"), LabelsReply) for _ in range(16)))
+        answers = await asyncio.gather(
+            *(client.ask(prompt.messages("default", description="d"), LabelsReply) for _ in range(16))
+        )
         await client.aclose()
         return answers
 

@@ -14,11 +14,11 @@ from annotators.media_parts import audio_parts, visual_parts, with_media
 from annotators.prompts import load_prompt
 from annotators.server import default_vllm_python
 from runtime.isolation import IsolatedPool
-from stages.ingest import probe_clip
-from stages.media_prep import MediaPrep
 from schemas.config import Endpoint, MediaConfig, MediaTransport, RoleConfig, Sampling
 from schemas.manifest import Subtitles
 from schemas.replies import ClueReply, DescriptionReply, LabelsReply
+from stages.ingest import probe_clip
+from stages.media_prep import MediaPrep
 from tests.conftest import served_requests
 
 
@@ -36,7 +36,11 @@ def run(coro_fn):
 def media(tmp_path_factory, good_clip):
     pool = IsolatedPool(1)
     record = probe_clip(good_clip, Subtitles(), None, 30, -60)
-    prepared = asyncio.run(MediaPrep(tmp_path_factory.mktemp("m"), MediaConfig(max_frames=3, frame_max_side=160), pool).prepare(record, with_audio=True))
+    prepared = asyncio.run(
+        MediaPrep(tmp_path_factory.mktemp("m"), MediaConfig(max_frames=3, frame_max_side=160), pool).prepare(
+            record, with_audio=True
+        )
+    )
     pool.close()
     return prepared
 
@@ -121,18 +125,29 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("transport,inline", [(MediaTransport.frames, True), (MediaTransport.frames, False), (MediaTransport.video_url, False)])
+@pytest.mark.parametrize(
+    "transport,inline",
+    [(MediaTransport.frames, True), (MediaTransport.frames, False), (MediaTransport.video_url, False)],
+)
 def test_visual_parts_are_what_vllm_itself_parses_and_loads(media, good_clip, transport, inline):
     """No vision model serves on this CPU (vLLM needs torchvision for one); the request it would get
     is checked with vLLM's own content-part parser and media loader instead."""
     root = str(Path(media.frames[0]).parents[4]) if not inline else None
     if transport is MediaTransport.video_url:
         root = str(good_clip.parent)
-    config = RoleConfig(endpoints=[Endpoint(base_url="http://unused/v1", model="m")], prompt="visual_clue", media=transport, media_root=root)
+    config = RoleConfig(
+        endpoints=[Endpoint(base_url="http://unused/v1", model="m")],
+        prompt="visual_clue",
+        media=transport,
+        media_root=root,
+    )
     parts = visual_parts(config, [Path(f) for f in media.frames], good_clip)
     done = subprocess.run(
-        [default_vllm_python(), "-c", VALIDATE], input=json.dumps({"parts": parts, "root": root or "/"}),
-        capture_output=True, text=True, timeout=300,
+        [default_vllm_python(), "-c", VALIDATE],
+        input=json.dumps({"parts": parts, "root": root or "/"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
@@ -143,6 +158,11 @@ def test_visual_parts_are_what_vllm_itself_parses_and_loads(media, good_clip, tr
 
 
 def test_media_outside_the_servers_allowed_path_is_refused_before_sending(media, tmp_path):
-    config = RoleConfig(endpoints=[Endpoint(base_url="http://unused/v1", model="m")], prompt="audio_clue", media=MediaTransport.audio_url, media_root=str(tmp_path))
+    config = RoleConfig(
+        endpoints=[Endpoint(base_url="http://unused/v1", model="m")],
+        prompt="audio_clue",
+        media=MediaTransport.audio_url,
+        media_root=str(tmp_path),
+    )
     with pytest.raises(ValueError, match="outside media_root"):
         audio_parts(config, Path(media.wav))

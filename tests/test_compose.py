@@ -196,7 +196,10 @@ def compose_validator():
 
 
 def schema_errors(document: dict) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in compose_validator().iter_errors(document)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+        for e in compose_validator().iter_errors(document)
+    ]
 
 
 def test_compose_file_follows_the_compose_specification(compose):
@@ -298,8 +301,13 @@ def vllm_parsed(tmp_path_factory) -> dict[str, dict]:
     import takes a while on the CPU)."""
     requests = {name: command_argv(COMPOSE["services"][name]) for name in VLLM_SERVICES} | wrong_command_lines()
     out = tmp_path_factory.mktemp("vllm-args") / "parsed.json"
-    done = subprocess.run([default_vllm_python(), "-c", VLLM_PARSE, str(out)], input=json.dumps(requests),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [default_vllm_python(), "-c", VLLM_PARSE, str(out)],
+        input=json.dumps(requests),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"vLLM's argument parser did not run:\n{done.stderr[-3000:]}"
     return json.loads(out.read_text())
 
@@ -340,8 +348,10 @@ def test_vllm_server_is_reproducible(vllm_parsed, name):
 def test_vllm_server_has_a_gpu_and_a_healthcheck_on_its_port(vllm_parsed, name):
     service, port = COMPOSE["services"][name], vllm_args(vllm_parsed, name)["port"]
     devices = service["deploy"]["resources"]["reservations"]["devices"]
-    assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) and (d.get("count") or d.get("device_ids"))
-               for d in devices), devices
+    assert any(
+        d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) and (d.get("count") or d.get("device_ids"))
+        for d in devices
+    ), devices
     health = service["healthcheck"]
     assert not health.get("disable")
     assert f"localhost:{port}/health" in " ".join(health["test"])
@@ -463,6 +473,9 @@ def test_prefect_database_is_the_postgres_service_over_asyncpg(compose):
     url = urlsplit(environment(server)["PREFECT_API_DATABASE_CONNECTION_URL"])
     credentials = environment(postgres)
     assert url.scheme == "postgresql+asyncpg"
-    assert (unquote(url.username), unquote(url.password)) == (credentials["POSTGRES_USER"], credentials["POSTGRES_PASSWORD"])
+    assert (unquote(url.username), unquote(url.password)) == (
+        credentials["POSTGRES_USER"],
+        credentials["POSTGRES_PASSWORD"],
+    )
     assert (url.hostname, url.port, url.path.lstrip("/")) == ("postgres", 5432, credentials["POSTGRES_DB"])
     assert server["depends_on"]["postgres"]["condition"] == "service_healthy"

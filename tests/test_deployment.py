@@ -31,13 +31,38 @@ def start_postgres(root: Path) -> tuple[str, callable]:
     root.mkdir(parents=True, exist_ok=True)
     shutil.chown(root, "postgres")
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
-    subprocess.run([*as_postgres, str(pg / "initdb"), "-D", str(root / "db"), "--auth=trust", "-U", "postgres"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_postgres, str(pg / "initdb"), "-D", str(root / "db"), "--auth=trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_postgres, str(pg / "pg_ctl"), "-D", str(root / "db"), "-o", options, "-l", str(root / "log"), "-w", "start"], check=True, capture_output=True)
-    subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_postgres,
+            str(pg / "pg_ctl"),
+            "-D",
+            str(root / "db"),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"],
+        check=True,
+        capture_output=True,
+    )
 
     def stop() -> None:
-        subprocess.run([*as_postgres, str(pg / "pg_ctl"), "-D", str(root / "db"), "-m", "fast", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_postgres, str(pg / "pg_ctl"), "-D", str(root / "db"), "-m", "fast", "stop"], capture_output=True
+        )
 
     return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect", stop
 
@@ -60,8 +85,13 @@ def _prefect_server(home: Path, settings: dict):
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **settings}
     env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=(home / "server.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=(home / "server.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     api = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -76,9 +106,20 @@ def _prefect_server(home: Path, settings: dict):
     client_env = {**env, "PREFECT_API_URL": api}
     worker = None
     try:
-        subprocess.run([PREFECT, "work-pool", "create", "emer-pool", "--type", "process"], env=client_env, check=True, capture_output=True)
-        worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "emer-pool"], env=client_env, cwd=ROOT,
-                                  stdout=(home / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        subprocess.run(
+            [PREFECT, "work-pool", "create", "emer-pool", "--type", "process"],
+            env=client_env,
+            check=True,
+            capture_output=True,
+        )
+        worker = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "emer-pool"],
+            env=client_env,
+            cwd=ROOT,
+            stdout=(home / "worker.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         yield client_env
     finally:
         for proc in (worker, server):
@@ -89,9 +130,16 @@ def _prefect_server(home: Path, settings: dict):
 
 def deploy(server_env: dict, defaults: Path) -> dict:
     """`prefect deploy --all` as an operator runs it, with the deployment's defaults from the environment."""
-    env = {**server_env, "EMER_PROJECT_DIR": str(ROOT), "EMER_CORPUS": str(ROOT / "data" / "sample"),
-           "EMER_OUT": str(defaults / "out"), "EMER_CONFIG": str(ROOT / "data" / "configs" / "cpu-tiny.toml")}
-    done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = {
+        **server_env,
+        "EMER_PROJECT_DIR": str(ROOT),
+        "EMER_CORPUS": str(ROOT / "data" / "sample"),
+        "EMER_OUT": str(defaults / "out"),
+        "EMER_CONFIG": str(ROOT / "data" / "configs" / "cpu-tiny.toml"),
+    }
+    done = subprocess.run(
+        [PREFECT, "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return server_env
 
@@ -110,11 +158,21 @@ def run_deployment(env: dict, **params) -> None:
 
 
 def test_the_deployment_is_registered_as_operators_expect(deployed):
-    done = subprocess.run([PREFECT, "deployment", "inspect", "build-coarse/nightly", "--output", "json"], env=deployed, capture_output=True, text=True)
+    done = subprocess.run(
+        [PREFECT, "deployment", "inspect", "build-coarse/nightly", "--output", "json"],
+        env=deployed,
+        capture_output=True,
+        text=True,
+    )
     spec = json.loads(done.stdout)
     assert spec["work_pool_name"] == "emer-pool" and spec["entrypoint"] == "flows/build_coarse.py:build_coarse"
-    assert [(s["schedule"]["cron"], s["active"]) for s in spec["schedules"]] == [("0 2 * * *", False)]  # off by default
-    assert spec["global_concurrency_limit"]["limit"] == 1 and spec["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    assert [(s["schedule"]["cron"], s["active"]) for s in spec["schedules"]] == [
+        ("0 2 * * *", False)
+    ]  # off by default
+    assert (
+        spec["global_concurrency_limit"]["limit"] == 1
+        and spec["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    )
     assert spec["parameters"]["corpus"].endswith("data/sample")
 
 
@@ -122,7 +180,11 @@ def test_deployment_runs_build_and_later_runs_are_incremental(deployed, servers,
     corpus = tmp_path / "corpus"
     shutil.copytree(mer_corpus, corpus)
     out = tmp_path / "out"
-    params = {"corpus": str(corpus), "out_dir": str(out), "config_path": str(write_flow_config(tmp_path / "c.toml", servers))}
+    params = {
+        "corpus": str(corpus),
+        "out_dir": str(out),
+        "config_path": str(write_flow_config(tmp_path / "c.toml", servers)),
+    }
 
     run_deployment(deployed, **params)
     first = json.loads((out / "build.json").read_text())
@@ -140,13 +202,20 @@ def test_deployment_runs_build_and_later_runs_are_incremental(deployed, servers,
     # each answered in one request or, for a reply that did not validate, up to two re-asks
     assert 5 <= grown["model_calls"] <= 5 * 3
     assert grown["clips"] == first["clips"] + 1
-    names = {r["name"] for f in (out / "data").glob("*.parquet") for r in pq.read_table(f, columns=["name"]).to_pylist()}
+    names = {
+        r["name"] for f in (out / "data").glob("*.parquet") for r in pq.read_table(f, columns=["name"]).to_pylist()
+    }
     assert "sample_00000003" in names
 
 
 def test_the_deployment_runs_on_a_postgresql_backed_server(prefect_server_on_postgres, servers, mer_corpus, tmp_path):
     env = deploy(prefect_server_on_postgres, tmp_path / "defaults")
     out = tmp_path / "out"
-    run_deployment(env, corpus=str(mer_corpus), out_dir=str(out), config_path=str(write_flow_config(tmp_path / "c.toml", servers)))
+    run_deployment(
+        env, corpus=str(mer_corpus), out_dir=str(out), config_path=str(write_flow_config(tmp_path / "c.toml", servers))
+    )
     summary = json.loads((out / "build.json").read_text())
-    assert summary["splits"]["train"] + summary["splits"]["review"] >= 3 and sum(summary["splits"].values()) == summary["clips"]
+    assert (
+        summary["splits"]["train"] + summary["splits"]["review"] >= 3
+        and sum(summary["splits"].values()) == summary["clips"]
+    )

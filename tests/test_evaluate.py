@@ -46,10 +46,16 @@ def built(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("build")
     (out / "data").mkdir()
     pred = read_openset_csv(FIXTURES / "pred.csv")
-    rows = [CoarseRow(name=name, clip_status="ok", labels=labels, complete=True, accepted=True) for name, labels in pred.items()]
+    rows = [
+        CoarseRow(name=name, clip_status="ok", labels=labels, complete=True, accepted=True)
+        for name, labels in pred.items()
+    ]
     pq.write_table(to_table(rows, CoarseRow), out / "data" / "train-00000-of-00001.parquet")
     # Were the failed split read, c6 (gold: happy) would score (1, 1) and change every number below.
-    pq.write_table(to_table([CoarseRow(name="c6", clip_status="ok", labels=["happy"])], CoarseRow), out / "data" / "failed-00000-of-00001.parquet")
+    pq.write_table(
+        to_table([CoarseRow(name="c6", clip_status="ok", labels=["happy"])], CoarseRow),
+        out / "data" / "failed-00000-of-00001.parquet",
+    )
     return out
 
 
@@ -74,10 +80,20 @@ def load_report(out: Path) -> EvaluateReport:
 def test_evaluate_flow_on_a_built_dataset(built, wheel_dir, tmp_path):
     assert read_predictions(built) == read_openset_csv(FIXTURES / "pred.csv")  # the train split only
     out = tmp_path / "report"
-    summary = evaluate(predictions=str(built), gold=str(GOLD), out_dir=str(out), groups=str(FIXTURES / "groups.json"), wheel=str(wheel_dir))
-    assert summary["emer"]["accuracy_s"] == pytest.approx(ACCURACY_S) and summary["emer"]["recall_s"] == pytest.approx(RECALL_S)
+    summary = evaluate(
+        predictions=str(built),
+        gold=str(GOLD),
+        out_dir=str(out),
+        groups=str(FIXTURES / "groups.json"),
+        wheel=str(wheel_dir),
+    )
+    assert summary["emer"]["accuracy_s"] == pytest.approx(ACCURACY_S) and summary["emer"]["recall_s"] == pytest.approx(
+        RECALL_S
+    )
     assert summary["emer"]["avg"] == pytest.approx(0.375)
-    assert summary["wheel"]["level1_f1"] == pytest.approx(WHEEL_L1_F1) and summary["wheel"]["level2_f1"] == pytest.approx(WHEEL_L2_F1)
+    assert summary["wheel"]["level1_f1"] == pytest.approx(WHEEL_L1_F1) and summary["wheel"][
+        "level2_f1"
+    ] == pytest.approx(WHEEL_L2_F1)
     assert summary["model_calls"] == 0
 
     report = load_report(out)
@@ -99,7 +115,11 @@ def test_evaluate_flow_on_a_built_dataset(built, wheel_dir, tmp_path):
     assert "![label distribution](labels.png)" in markdown
     png = (out / "labels.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
-    assert report.files == {"json": str(out / "report.json"), "markdown": str(out / "report.md"), "plot": str(out / "labels.png")}
+    assert report.files == {
+        "json": str(out / "report.json"),
+        "markdown": str(out / "report.md"),
+        "plot": str(out / "labels.png"),
+    }
 
 
 def test_cli_on_a_predictions_csv_with_the_npz_release_and_the_lexicon(wheel_dir, tmp_path):
@@ -107,20 +127,28 @@ def test_cli_on_a_predictions_csv_with_the_npz_release_and_the_lexicon(wheel_dir
 
     npz = save_wheel_npz(read_wheel_folder(wheel_dir), tmp_path / "wheel_mapping.npz")
     out = tmp_path / "report"
-    result = invoke(["evaluate", str(FIXTURES / "pred.csv"), "--gold", str(GOLD), "--out", str(out), "--wheel", str(npz)])
+    result = invoke(
+        ["evaluate", str(FIXTURES / "pred.csv"), "--gold", str(GOLD), "--out", str(out), "--wheel", str(npz)]
+    )
     assert result.exit_code == 0, result.output
     report = load_report(out)
     # The wheel metric needs no groups: the same numbers as from the spreadsheets.
-    assert report.wheel.level1_f1 == pytest.approx(WHEEL_L1_F1) and report.wheel.level2_f1 == pytest.approx(WHEEL_L2_F1)
+    assert report.wheel.level1_f1 == pytest.approx(WHEEL_L1_F1) and report.wheel.level2_f1 == pytest.approx(
+        WHEEL_L2_F1
+    )
     # No --groups and no model: the engine's lexicon (data/lexicon/emotion_groups.toml 1.0.0) groups synonyms.
     # It has happiness, delighted -> happy; heartbroken, sorrowful -> sad; mad -> angry; bored -> tired, and
     # none of happier, satisfied, sadly, livid, wrath:
     # c1 Y={happy} Ŷ={happier, satisfied} -> 0, 0;   c2 Y={sadly, sad} Ŷ={sad} -> 1, 1/2
     # c3 Y={angry} Ŷ={livid, wrath, tired} -> 0, 0;  c4 Y={tired} Ŷ={happy} -> 0, 0;  c5, c6 -> 0, 0;  c8 skipped
     # Accuracy_s = 1/6, Recall_s = 0.5/6, Avg = 1.5/12 = 0.125
-    assert (report.emer.accuracy_s, report.emer.recall_s, report.emer.avg) == (pytest.approx(1 / 6), pytest.approx(0.5 / 6), pytest.approx(0.125))
+    assert (report.emer.accuracy_s, report.emer.recall_s, report.emer.avg) == (
+        pytest.approx(1 / 6),
+        pytest.approx(0.5 / 6),
+        pytest.approx(0.125),
+    )
     assert report.groups.startswith("the engine's lexicon") and {c.groups_source for c in report.clips} == {"lexicon"}
-    assert json.loads(result.output[result.output.index("{"):])["emer"]["avg"] == pytest.approx(0.125)
+    assert json.loads(result.output[result.output.index("{") :])["emer"]["avg"] == pytest.approx(0.125)
 
 
 def test_cli_reports_a_malformed_file_without_a_traceback(tmp_path):
@@ -156,7 +184,9 @@ def test_llm_groups_per_clip_are_cached(servers, tmp_path):
 
     text = servers["text"]
     config = tmp_path / "eval.toml"
-    config.write_text(f'[synonyms]\nsampling = {{ max_tokens = 1024 }}\nendpoints = [{{ base_url = "{text.base_url}", model = "{text.spec.served_model_name}" }}]\n')
+    config.write_text(
+        f'[synonyms]\nsampling = {{ max_tokens = 1024 }}\nendpoints = [{{ base_url = "{text.base_url}", model = "{text.spec.served_model_name}" }}]\n'
+    )
     gold, pred = read_openset_csv(GOLD), read_openset_csv(FIXTURES / "pred.csv")
     asked = {n for n in gold if needs_grouping(gold[n], pred.get(n) or [])}
     assert asked == {"c1", "c2", "c3", "c4"}  # c5, c6: no prediction; c8: no gold
@@ -169,10 +199,16 @@ def test_llm_groups_per_clip_are_cached(servers, tmp_path):
     assert sent == first["model_calls"] == report.model_calls >= len(asked)  # one per clip, plus any re-asks
     assert report.grouping_errors == []
     sources = {c.name: c.groups_source for c in report.clips}
-    assert {n for n, s in sources.items() if s == "llm"} == asked and {sources[n] for n in set(sources) - asked} == {"lexicon"}
+    assert {n for n, s in sources.items() if s == "llm"} == asked and {sources[n] for n in set(sources) - asked} == {
+        "lexicon"
+    }
     assert report.groups.startswith(f"per clip from {text.spec.served_model_name} (prompt synonym_groups@1.0.0)")
     # The metric is computed from whatever the model grouped: bounded, and the clips no group can help stay 0.
-    assert 0 <= report.emer.accuracy_s <= 1 and 0 <= report.emer.recall_s <= 1 and (report.emer.clips, report.emer.skipped) == (6, 1)
+    assert (
+        0 <= report.emer.accuracy_s <= 1
+        and 0 <= report.emer.recall_s <= 1
+        and (report.emer.clips, report.emer.skipped) == (6, 1)
+    )
     assert all((c.accuracy_s, c.recall_s) == (0, 0) for c in report.clips if c.name in ("c5", "c6"))
     # What was cached is a reply of the schema's shape.
     import sqlite3
@@ -184,7 +220,9 @@ def test_llm_groups_per_clip_are_cached(servers, tmp_path):
 
     # Again: every grouping comes from the cache; the server sees no request and the scores are identical.
     before = served_requests(text)
-    second = evaluate(predictions=str(FIXTURES / "pred.csv"), gold=str(GOLD), out_dir=str(out), config_path=str(config))
+    second = evaluate(
+        predictions=str(FIXTURES / "pred.csv"), gold=str(GOLD), out_dir=str(out), config_path=str(config)
+    )
     assert served_requests(text) - before == 0 and second["model_calls"] == 0
     again = load_report(out)
     assert again.emer == report.emer

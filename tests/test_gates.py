@@ -16,13 +16,35 @@ ZH = "视频中她在微笑；音频中她的声音明亮；文本中她说自�
 
 
 def row(**kw) -> CoarseRow:
-    base = dict(name="c", sha256="a" * 64, clip_status="ok", complete=True, description_en=EN, description_zh=ZH, labels=["happy"])
+    base = dict(
+        name="c",
+        sha256="a" * 64,
+        clip_status="ok",
+        complete=True,
+        description_en=EN,
+        description_zh=ZH,
+        labels=["happy"],
+    )
     return CoarseRow(**(base | kw))
 
 
 def signals(speech=0.8, face=1.0, loudness=65.0, rate=4.5, motion=0.02) -> ClipSignals:
-    audio = AudioSignals(seconds=4, speech_seconds=4 * speech, speech_ratio=speech, loudness_db=loudness, pitch_hz=180, pitch_range_semitones=5, speaking_rate=rate) if speech else None
-    return ClipSignals(audio=audio, visual=VisualSignals(frames=8, face_ratio=face, smile_ratio=0.0, motion=motion, brightness=0.4))
+    audio = (
+        AudioSignals(
+            seconds=4,
+            speech_seconds=4 * speech,
+            speech_ratio=speech,
+            loudness_db=loudness,
+            pitch_hz=180,
+            pitch_range_semitones=5,
+            speaking_rate=rate,
+        )
+        if speech
+        else None
+    )
+    return ClipSignals(
+        audio=audio, visual=VisualSignals(frames=8, face_ratio=face, smile_ratio=0.0, motion=motion, brightness=0.4)
+    )
 
 
 def test_validity_passes_a_clean_bilingual_row():
@@ -56,7 +78,9 @@ def test_a_quoted_subtitle_does_not_count_against_the_language():
 
 def test_length_bounds_are_fixed_for_a_small_corpus_and_quantiles_for_a_large_one():
     cfg = LengthGate(min_words=10, max_words=400, lower_quantile=0.05, upper_quantile=0.95, min_rows_for_quantiles=100)
-    assert length.length_bounds([50] * 99, cfg) == LengthBounds(10, 400, "fixed (only 99 descriptions, quantiles need 100)")
+    assert length.length_bounds([50] * 99, cfg) == LengthBounds(
+        10, 400, "fixed (only 99 descriptions, quantiles need 100)"
+    )
     # 100 descriptions of 100..199 words: the 5% quantile is 104.95 (floor 104), the 95% 194.05 (ceil 195).
     bounds = length.length_bounds(range(100, 200), cfg)
     assert (bounds.low, bounds.high) == (104, 195)
@@ -95,14 +119,26 @@ def clues(audio: str | None = None, visual: str | None = None) -> dict:
 
 def test_grounding_flags_claims_the_measurements_contradict():
     quiet = grounding.check(row(signals=signals(loudness=40.0), **clues(audio="She is shouting at him.")))
-    assert not quiet.passed and "audio_clue says 'shouting': claims a loud voice, but speech measures 40 dB" in quiet.reason
+    assert (
+        not quiet.passed
+        and "audio_clue says 'shouting': claims a loud voice, but speech measures 40 dB" in quiet.reason
+    )
     faceless = grounding.check(row(signals=signals(face=0.0), **clues(visual="A broad smile lights up her face.")))
-    assert not faceless.passed and "describes a face, but a face is found in 0 of the sampled frames" in faceless.reason
+    assert (
+        not faceless.passed and "describes a face, but a face is found in 0 of the sampled frames" in faceless.reason
+    )
     # A silent track has no loudness at all: a shouting claim is contradicted by the missing speech.
     assert not grounding.check(row(signals=signals(speech=0.0), **clues(audio="Loud shouting."))).passed
 
 
 def test_grounding_accepts_what_is_measured_and_what_is_denied():
-    assert grounding.check(row(signals=signals(loudness=75.0), **clues(audio="She is shouting.", visual="She smiles."))).passed
+    assert grounding.check(
+        row(signals=signals(loudness=75.0), **clues(audio="She is shouting.", visual="She smiles."))
+    ).passed
     # Negated claims are not claims.
-    assert grounding.check(row(signals=signals(face=0.0, loudness=40.0), **clues(audio="She is not shouting.", visual="No smile, no face is visible."))).passed
+    assert grounding.check(
+        row(
+            signals=signals(face=0.0, loudness=40.0),
+            **clues(audio="She is not shouting.", visual="No smile, no face is visible."),
+        )
+    ).passed

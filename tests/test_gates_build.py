@@ -26,10 +26,14 @@ from tests.fakes import ScriptedServer, completion
 GOOD_EN = "In the video, the woman looks at the camera with a calm, open face; in the audio, her voice is steady and warm; in the text, she says she passed the exam. Overall, she feels happy and relieved."
 GOOD_ZH = "视频中，这位女士平静地看着镜头；音频中，她的声音平稳而温暖；文本中，她说自己通过了考试。总体来看，她感到开心和如释重负。"
 WORRIED_EN = "In the video, the woman keeps a still, serious face; in the audio, her voice is low and hesitant; in the text, she says she cannot sleep before tomorrow. Overall, she feels worried and nervous."
-WORRIED_ZH = "视频中，这位女士表情严肃；音频中，她的声音低沉而犹豫；文本中，她说明天之前睡不着。总体来看，她感到担忧和紧张。"
+WORRIED_ZH = (
+    "视频中，这位女士表情严肃；音频中，她的声音低沉而犹豫；文本中，她说明天之前睡不着。总体来看，她感到担忧和紧张。"
+)
 
 
-def clip_script(audio: tuple[str, list[str]] | None, visual: tuple[str, list[str]], description: str, zh: str, labels: list[str]) -> dict:
+def clip_script(
+    audio: tuple[str, list[str]] | None, visual: tuple[str, list[str]], description: str, zh: str, labels: list[str]
+) -> dict:
     return {"audio": audio, "visual": visual, "description": description, "zh": zh, "labels": labels}
 
 
@@ -38,42 +42,90 @@ CLIPS = {
     "good_happy": (
         lambda p: synth.face_clip(p, "I am so happy, I finally passed the exam!"),
         "I am so happy, I finally passed the exam!",
-        clip_script(("A steady, warm voice at a moderate pace.", ["happy"]), ("A woman faces the camera, eyes bright.", ["happy"]), GOOD_EN, GOOD_ZH, ["happy", "relieved"]),
+        clip_script(
+            ("A steady, warm voice at a moderate pace.", ["happy"]),
+            ("A woman faces the camera, eyes bright.", ["happy"]),
+            GOOD_EN,
+            GOOD_ZH,
+            ["happy", "relieved"],
+        ),
     ),
     "good_worried": (
         lambda p: synth.face_clip(p, "I cannot sleep, I keep thinking about tomorrow."),
         "I cannot sleep, I keep thinking about tomorrow.",
-        clip_script(("A low, hesitant voice with pauses.", ["worried"]), ("A still face with a serious expression.", ["worried", "serious"]), WORRIED_EN, WORRIED_ZH, ["worried", "nervous"]),
+        clip_script(
+            ("A low, hesitant voice with pauses.", ["worried"]),
+            ("A still face with a serious expression.", ["worried", "serious"]),
+            WORRIED_EN,
+            WORRIED_ZH,
+            ["worried", "nervous"],
+        ),
     ),
     "silent_head": (
         lambda p: synth.face_clip(p, None),
         "I have nothing more to say.",
-        clip_script(None, ("A woman faces the camera, calm expression.", ["calm"]), GOOD_EN.replace("happy and relieved", "calm"), GOOD_ZH, ["calm"]),
+        clip_script(
+            None,
+            ("A woman faces the camera, calm expression.", ["calm"]),
+            GOOD_EN.replace("happy and relieved", "calm"),
+            GOOD_ZH,
+            ["calm"],
+        ),
     ),
     "faceless_speech": (
         lambda p: synth.talking_clip(p, "Please tell me what happened yesterday."),
         "Please tell me what happened yesterday.",
-        clip_script(("A curious, questioning tone.", ["curious"]), ("A colourful moving test pattern; no person is visible.", ["curious"]), GOOD_EN.replace("happy and relieved", "curious"), GOOD_ZH, ["curious"]),
+        clip_script(
+            ("A curious, questioning tone.", ["curious"]),
+            ("A colourful moving test pattern; no person is visible.", ["curious"]),
+            GOOD_EN.replace("happy and relieved", "curious"),
+            GOOD_ZH,
+            ["curious"],
+        ),
     ),
     "truncated": (
         lambda p: synth.face_clip(p, "I finally got the job I wanted."),
         "I finally got the job I wanted.",
-        clip_script(("A bright, lively voice.", ["happy"]), ("A woman faces the camera, eyes bright.", ["happy"]), "In the video, the woman", GOOD_ZH, ["happy"]),
+        clip_script(
+            ("A bright, lively voice.", ["happy"]),
+            ("A woman faces the camera, eyes bright.", ["happy"]),
+            "In the video, the woman",
+            GOOD_ZH,
+            ["happy"],
+        ),
     ),
     "wrong_language": (
         lambda p: synth.face_clip(p, "We won the game, I cannot believe it."),
         "We won the game, I cannot believe it.",
-        clip_script(("An energetic voice.", ["excited"]), ("A woman faces the camera, eyes bright.", ["excited"]), GOOD_EN.replace("happy and relieved", "excited and happy"), GOOD_EN, ["excited", "happy"]),
+        clip_script(
+            ("An energetic voice.", ["excited"]),
+            ("A woman faces the camera, eyes bright.", ["excited"]),
+            GOOD_EN.replace("happy and relieved", "excited and happy"),
+            GOOD_EN,
+            ["excited", "happy"],
+        ),
     ),
     "contradictory": (
         lambda p: synth.face_clip(p, "Fine, do whatever you want."),
         "Fine, do whatever you want.",
-        clip_script(("A harsh, tense tone.", ["angry"]), ("A woman faces the camera with a broad smile.", ["happy"]), GOOD_EN.replace("happy and relieved", "angry and happy"), GOOD_ZH, ["angry", "happy"]),
+        clip_script(
+            ("A harsh, tense tone.", ["angry"]),
+            ("A woman faces the camera with a broad smile.", ["happy"]),
+            GOOD_EN.replace("happy and relieved", "angry and happy"),
+            GOOD_ZH,
+            ["angry", "happy"],
+        ),
     ),
     "quiet_shout": (
         lambda p: synth.face_clip(p, "I am telling you this for the last time, listen to me.", gain_db=-32),
         "I am telling you this for the last time, listen to me.",
-        clip_script(("He is shouting furiously.", ["angry"]), ("A woman faces the camera, stern eyes.", ["angry"]), GOOD_EN.replace("happy and relieved", "angry"), GOOD_ZH, ["angry"]),
+        clip_script(
+            ("He is shouting furiously.", ["angry"]),
+            ("A woman faces the camera, stern eyes.", ["angry"]),
+            GOOD_EN.replace("happy and relieved", "angry"),
+            GOOD_ZH,
+            ["angry"],
+        ),
     ),
 }
 PLANTED = {
@@ -104,7 +156,12 @@ class ScriptedLineUp:
 
     def _clip_of_text(self, text: str) -> str:
         # The longest quoted match wins: one clip's cut-off description is the start of another's.
-        found = [(len(key), name) for name, (_, subtitle, script) in CLIPS.items() for key in (subtitle, script["description"]) if key in text]
+        found = [
+            (len(key), name)
+            for name, (_, subtitle, script) in CLIPS.items()
+            for key in (subtitle, script["description"])
+            if key in text
+        ]
         assert found, f"unknown clip in {text[:200]}"
         return max(found)[1]
 
@@ -119,7 +176,10 @@ class ScriptedLineUp:
         name = self._clip_of_text(content)
         script = CLIPS[name][2]
         reply = {
-            "DescriptionReply": {"subtitle_analysis": f"The words '{CLIPS[name][1]}' carry the feeling.", "description": script["description"]},
+            "DescriptionReply": {
+                "subtitle_analysis": f"The words '{CLIPS[name][1]}' carry the feeling.",
+                "description": script["description"],
+            },
             "TranslationReply": {"translation": script["zh"]},
             "LabelsReply": {"labels": script["labels"]},
         }[kind]
@@ -137,16 +197,27 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def write_config(path: Path, url: str, corpus: Path, state: Path) -> Path:
-    roles = {"audio_clue": f'media = "audio_url"\nmedia_root = "{state}"', "visual_clue": f'media = "video_url"\nmedia_root = "{corpus}"'}
+    roles = {
+        "audio_clue": f'media = "audio_url"\nmedia_root = "{state}"',
+        "visual_clue": f'media = "video_url"\nmedia_root = "{corpus}"',
+    }
     lines = ["batch_size = 4", f'state_dir = "{state}"', "[media]", "max_frames = 8", "frame_max_side = 320"]
     for role in ("audio_clue", "visual_clue", "disambiguation", "translation", "labels"):
-        lines += [f"[roles.{role}]", f'prompt = "{role}"', roles.get(role, ""), "max_retries = 0", f'endpoints = [{{ base_url = "{url}", model = "scripted" }}]']
+        lines += [
+            f"[roles.{role}]",
+            f'prompt = "{role}"',
+            roles.get(role, ""),
+            "max_retries = 0",
+            f'endpoints = [{{ base_url = "{url}", model = "scripted" }}]',
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def rows(out: Path, split: str) -> dict[str, dict]:
-    return {r["name"]: r for f in sorted((out / "data").glob(f"{split}-*.parquet")) for r in pq.read_table(f).to_pylist()}
+    return {
+        r["name"]: r for f in sorted((out / "data").glob(f"{split}-*.parquet")) for r in pq.read_table(f).to_pylist()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +248,13 @@ def test_good_clips_reach_the_corpus_with_every_gate_passed(built):
     train = rows(out, "train")
     assert set(train) == {"good_happy", "good_worried"}
     for row in train.values():
-        assert row["accepted"] and [g["gate"] for g in row["gates"]] == ["validity", "length", "av_match", "cross_validation", "grounding"]
+        assert row["accepted"] and [g["gate"] for g in row["gates"]] == [
+            "validity",
+            "length",
+            "av_match",
+            "cross_validation",
+            "grounding",
+        ]
         assert all(g["passed"] and g["reason"] for g in row["gates"])
         sources = {v["source"] for v in row["label_views"]}
         assert {"audio_clue", "visual_clue", "description", "description_lexicon", "signals"} <= sources
@@ -198,7 +275,14 @@ def test_a_reviewers_decision_moves_the_row_on_the_next_build(built, corpus):
     review = rows(out, "review")
     (out / "review").mkdir(exist_ok=True)
     decisions = [
-        ReviewDecision(name="contradictory", sha256=review["contradictory"]["sha256"], accepted=True, labels=["annoyed"], reviewer="r1", reviewed_at="2026-11-23T10:00:00+00:00"),
+        ReviewDecision(
+            name="contradictory",
+            sha256=review["contradictory"]["sha256"],
+            accepted=True,
+            labels=["annoyed"],
+            reviewer="r1",
+            reviewed_at="2026-11-23T10:00:00+00:00",
+        ),
         ReviewDecision(name="truncated", sha256=review["truncated"]["sha256"], accepted=False, note="cut off"),
         ReviewDecision(name="faceless_speech", sha256="0" * 64, accepted=True),  # made on other content
     ]

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from data import synth_clips as synth
-from stages.ingest import discover, missing_clip_records, probe_clip, read_subtitles
 from schemas.manifest import ClipStatus, Subtitles
+from stages.ingest import discover, missing_clip_records, probe_clip, read_subtitles
 
 
 def probe(path: Path):

@@ -10,10 +10,10 @@ from PIL import Image
 
 from data import synth_clips as synth
 from runtime.isolation import DecoderCrashed, IsolatedPool
-from stages.ingest import probe_clip
-from stages.media_prep import MediaPrep, UndecodableMedia, frame_count, scaled_size
 from schemas.config import MediaConfig
 from schemas.manifest import Subtitles
+from stages.ingest import probe_clip
+from stages.media_prep import MediaPrep, UndecodableMedia, frame_count, scaled_size
 
 
 @pytest.fixture

@@ -49,10 +49,15 @@ def test_override_is_valid_alone_and_over_the_stack():
 
 def test_both_services_install_the_plugin_then_serve_the_converted_directories():
     services = merged()["services"]
-    for name, model, served in (("vllm-audio", "/models/salmonn-13b", "salmonn"), ("vllm-video", "/models/chat-univi-7b", "chat-univi")):
+    for name, model, served in (
+        ("vllm-audio", "/models/salmonn-13b", "salmonn"),
+        ("vllm-video", "/models/chat-univi-7b", "chat-univi"),
+    ):
         service = services[name]
         script = service["entrypoint"][2]
-        assert "pip install -q --no-deps" in script and script.endswith('exec vllm serve "$@"')  # $$ is compose's escape for $
+        assert "pip install -q --no-deps" in script and script.endswith(
+            'exec vllm serve "$@"'
+        )  # $$ is compose's escape for $
         assert "./:/plugin:ro" in service["volumes"] and "/srv/models:/models:ro" in service["volumes"]
         assert "media:/state/media:ro" in service["volumes"]  # the stack's media cache stays mounted
         argv = command_argv(service)

@@ -22,6 +22,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "metrics"
 
 # --- reading the authors' files -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "cell, labels",
     [
@@ -58,12 +59,24 @@ def test_openset_csv_reads_names_and_lists_and_round_trips(tmp_path):
 
 
 def test_group_lists_parse_as_the_authors_listlist_to_list():
-    reply = "[['Agree', 'agreement', 'Accept', 'acceptance'], ['Relaxed', 'relaxed'],['pleasant', 'positive', 'Happy']]"
-    assert parse_group_lists(reply) == [["Agree", "agreement", "Accept", "acceptance"], ["Relaxed", "relaxed"], ["pleasant", "positive", "Happy"]]
+    reply = (
+        "[['Agree', 'agreement', 'Accept', 'acceptance'], ['Relaxed', 'relaxed'],['pleasant', 'positive', 'Happy']]"
+    )
+    assert parse_group_lists(reply) == [
+        ["Agree", "agreement", "Accept", "acceptance"],
+        ["Relaxed", "relaxed"],
+        ["pleasant", "positive", "Happy"],
+    ]
     # Every word -> the first word of its group, lower-cased like the labels it will meet.
     assert synonym_map(parse_group_lists(reply)) == {
-        "agree": "agree", "agreement": "agree", "accept": "agree", "acceptance": "agree",
-        "relaxed": "relaxed", "pleasant": "pleasant", "positive": "pleasant", "happy": "pleasant",
+        "agree": "agree",
+        "agreement": "agree",
+        "accept": "agree",
+        "acceptance": "agree",
+        "relaxed": "relaxed",
+        "pleasant": "pleasant",
+        "positive": "pleasant",
+        "happy": "pleasant",
     }
     # A word in two groups ends in the later one (the authors fill one dict group by group).
     assert synonym_map([["calm", "relaxed"], ["relaxed", "at ease"]])["relaxed"] == "relaxed"
@@ -74,7 +87,9 @@ def test_groups_load_from_json_the_lexicon_toml_and_npy_folders(tmp_path):
     assert glob.per_clip == {} and glob.mapping("any")["sorrowful"] == "sad"
 
     per_clip = tmp_path / "per_clip.json"
-    per_clip.write_text(json.dumps({"a": [["joy", "happy"]], "b": "[['sad', 'down']]"}))  # a value may be the raw reply
+    per_clip.write_text(
+        json.dumps({"a": [["joy", "happy"]], "b": "[['sad', 'down']]"})
+    )  # a value may be the raw reply
     groups = load_groups(per_clip)
     assert groups.mapping("a") == {"joy": "joy", "happy": "joy"}
     assert groups.mapping("b") == {"sad": "sad", "down": "sad"}
@@ -100,6 +115,7 @@ def test_groups_load_from_json_the_lexicon_toml_and_npy_folders(tmp_path):
 
 # --- one clip ----------------------------------------------------------------------------------
 
+
 def test_one_clip_scores_by_hand():
     groups = [["happy", "joyful", "cheerful"], ["sad", "down"]]
     # Y = {happy, sad} (Joyful -> happy), Ŷ = {happy, sad, angry} (cheerful -> happy, down -> sad):
@@ -110,8 +126,12 @@ def test_one_clip_scores_by_hand():
     # Without groups only exact matches count: Y = {joyful, sad}, Ŷ = {cheerful, sad}: 1/2 and 1/2.
     assert emer_scores(["joyful", "sad"], ["cheerful", "sad"], None) == (0.5, 0.5)
     # The same mapping given as a word -> head dict, or as SynonymGroups, scores the same.
-    assert emer_scores(["Joyful", "sad"], ["cheerful", "down", "angry"], synonym_map(groups)) == pytest.approx((2 / 3, 1.0))
-    assert emer_scores(["Joyful", "sad"], ["cheerful", "down", "angry"], SynonymGroups(global_groups=groups)) == pytest.approx((2 / 3, 1.0))
+    assert emer_scores(["Joyful", "sad"], ["cheerful", "down", "angry"], synonym_map(groups)) == pytest.approx(
+        (2 / 3, 1.0)
+    )
+    assert emer_scores(
+        ["Joyful", "sad"], ["cheerful", "down", "angry"], SynonymGroups(global_groups=groups)
+    ) == pytest.approx((2 / 3, 1.0))
     # Grouping can shrink the gold set: Y = {happy} (joyful and cheerful are one), Ŷ = {happy}: 1/1, 1/1.
     assert emer_scores(["joyful", "cheerful"], ["happy"], groups) == (1.0, 1.0)
 
@@ -139,6 +159,7 @@ def test_cross_validation_use_with_the_lexicon_groups():
 
 # --- a corpus --------------------------------------------------------------------------------------
 
+
 def test_corpus_scores_by_hand():
     gold = read_openset_csv(FIXTURES / "gold.csv")
     pred = read_openset_csv(FIXTURES / "pred.csv")
@@ -152,7 +173,14 @@ def test_corpus_scores_by_hand():
     # c5 Ŷ empty                                          -> 0,   0
     # c6 no prediction row: an empty prediction           -> 0,   0
     # c8 Y empty: skipped.  c7 is not in the gold file: ignored.
-    expected = {"c1": (0.5, 0.5), "c2": (1.0, 1.0), "c3": (0.5, 1.0), "c4": (0.0, 0.0), "c5": (0.0, 0.0), "c6": (0.0, 0.0)}
+    expected = {
+        "c1": (0.5, 0.5),
+        "c2": (1.0, 1.0),
+        "c3": (0.5, 1.0),
+        "c4": (0.0, 0.0),
+        "c5": (0.0, 0.0),
+        "c6": (0.0, 0.0),
+    }
     assert {n: (c.accuracy_s, c.recall_s) for n, c in by_name.items() if c.scored} == expected
     assert not by_name["c8"].scored and by_name["c8"].accuracy_s is None
     assert by_name["c6"].prediction_missing and not by_name["c5"].prediction_missing

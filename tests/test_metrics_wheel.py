@@ -46,13 +46,17 @@ def resources(wheel_dir):
 
 def test_blank_cells_inherit_the_value_above(tmp_path):
     path = tmp_path / "wheel9.xlsx"
-    _sheet(path, ["level1", "level2", "level3"], [
-        (" Happy ", "Joyful", "Delighted"),
-        (None, None, "glad"),  # level1 and level2 from above
-        (None, "amused", None),  # level3 blank too: it keeps the previous level3, as the authors' reader does
-        ("sad", "lonely", "isolated"),
-        (None, None, None),  # an empty row adds nothing
-    ])
+    _sheet(
+        path,
+        ["level1", "level2", "level3"],
+        [
+            (" Happy ", "Joyful", "Delighted"),
+            (None, None, "glad"),  # level1 and level2 from above
+            (None, "amused", None),  # level3 blank too: it keeps the previous level3, as the authors' reader does
+            ("sad", "lonely", "isolated"),
+            (None, None, None),  # an empty row adds nothing
+        ],
+    )
     assert read_wheel_xlsx(path) == {
         "happy": {"joyful": ["delighted", "glad"], "amused": ["glad"]},
         "sad": {"lonely": ["isolated"]},
@@ -101,7 +105,12 @@ def test_synonym_runs_merge_and_format_forms(wheel_dir):
         ("happiness", "wheel2", "level2", "joyful"),  # root happy -> sorted([joyful, pleased])[0]
         ("Happier", "wheel2", "level1", "happy"),  # form -> base word happy; labels are lower-cased
         ("happier", "wheel1", "level1", None),  # happy is not on wheel1: dropped
-        ("sorrowful", "wheel2", "level2", "sorrowful"),  # -> [sad, sorrowful]: sad comes first -> root sad -> sorrowful
+        (
+            "sorrowful",
+            "wheel2",
+            "level2",
+            "sorrowful",
+        ),  # -> [sad, sorrowful]: sad comes first -> root sad -> sorrowful
         ("sorrowful", "wheel1", "level1", None),
         ("livid", "wheel1", "level2", "rage"),  # -> furious, a level-3 word under anger/rage
         ("livid", "wheel2", "level2", "furious"),
@@ -128,7 +137,9 @@ def test_corpus_scores_by_hand(resources):
     # wheel2 level1: c1 {happy}/{happy} 1,1; c2 {sad}/{sad} 1,1; c3 Y={angry} Ŷ={angry} (livid; wrath and bored dropped) 1,1;
     #   c5 Y={sad} Ŷ={} 0,0; c6 Y={happy}, no prediction 0,0; c4 skipped.  P = R = 3/5 -> F = 0.6
     w = scores["wheel2", "level1"]
-    assert (w.precision, w.recall, w.clips) == (pytest.approx(0.6), pytest.approx(0.6), 5) and w.f1 == pytest.approx(0.6)
+    assert (w.precision, w.recall, w.clips) == (pytest.approx(0.6), pytest.approx(0.6), 5) and w.f1 == pytest.approx(
+        0.6
+    )
     # wheel2 level2: c1 Y={joyful} Ŷ={joyful, pleased} -> 1/2, 1; c2 {sorrowful}/{sorrowful} 1,1; c3 {furious}/{furious} 1,1;
     #   c5 0,0; c6 0,0.  P = 2.5/5 = 0.5, R = 3/5 = 0.6, F = 2*0.5*0.6/1.1 = 0.6/1.1
     w = scores["wheel2", "level2"]
@@ -139,16 +150,29 @@ def test_corpus_scores_by_hand(resources):
     assert (summary.level1_precision, summary.level2_recall) == (pytest.approx(0.55), pytest.approx(0.3))
     # Per clip: P and R averaged over the wheels that scored the clip.
     assert clips["c1"]["level1"].model_dump() == {"precision": 1.0, "recall": 1.0, "wheels": 2}
-    assert clips["c1"]["level2"].model_dump() == {"precision": 0.25, "recall": 0.5, "wheels": 2}  # (0 + 1/2)/2, (0 + 1)/2
+    assert clips["c1"]["level2"].model_dump() == {
+        "precision": 0.25,
+        "recall": 0.5,
+        "wheels": 2,
+    }  # (0 + 1/2)/2, (0 + 1)/2
     assert "c4" not in clips and "c8" not in clips
 
 
 def test_the_npz_release_reads_the_same_as_the_spreadsheets(tmp_path, wheel_dir, resources):
     # The newer release: np.savez of the three dicts, as the authors ship wheel_mapping.npz.
     plain = tmp_path / "wheel_mapping.npz"
-    np.savez(plain, format_mapping=resources.format_mapping, raw_mapping=resources.raw_mapping, wheel_map_whole=resources.wheel_maps)
+    np.savez(
+        plain,
+        format_mapping=resources.format_mapping,
+        raw_mapping=resources.raw_mapping,
+        wheel_map_whole=resources.wheel_maps,
+    )
     from_npz = read_wheel_npz(plain)
-    assert (from_npz.format_mapping, from_npz.raw_mapping, from_npz.wheel_maps) == (resources.format_mapping, resources.raw_mapping, resources.wheel_maps)
+    assert (from_npz.format_mapping, from_npz.raw_mapping, from_npz.wheel_maps) == (
+        resources.format_mapping,
+        resources.raw_mapping,
+        resources.wheel_maps,
+    )
     gold, pred = read_openset_csv(FIXTURES / "gold.csv"), read_openset_csv(FIXTURES / "pred.csv")
     a, b = wheel_corpus(gold, pred, resources)[0], wheel_corpus(gold, pred, from_npz)[0]
     assert a.model_dump(exclude={"source"}) == b.model_dump(exclude={"source"})
@@ -184,8 +208,10 @@ def test_both_metrics_treat_empty_cases_alike():
 
     words = ["happy", "sad"]
     identity = WheelResources(
-        format_mapping={w: [w] for w in words}, raw_mapping={w: [w] for w in words},
-        wheel_maps={"wheel1": {"level1": {w: w for w in words}, "level2": {w: w for w in words}}}, source="identity",
+        format_mapping={w: [w] for w in words},
+        raw_mapping={w: [w] for w in words},
+        wheel_maps={"wheel1": {"level1": {w: w for w in words}, "level2": {w: w for w in words}}},
+        source="identity",
     )
     gold = {"no_gold": [], "no_pred": ["happy"], "half": ["happy", "sad"]}
     pred = {"no_gold": ["happy"], "no_pred": [], "half": ["happy"]}

@@ -3,17 +3,16 @@ each role (or fails it on demand), so each rule of the pipeline can be shown by 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from data import synth_clips as synth
-from runtime.checkpoint import Checkpoint
 from engine.assembly import Engine
-from stages.ingest import probe_clip
-from schemas.config import EngineConfig, Endpoint, MediaConfig, MediaTransport, RoleConfig, Sampling
+from runtime.checkpoint import Checkpoint
+from schemas.config import Endpoint, EngineConfig, MediaConfig, MediaTransport, RoleConfig, Sampling
 from schemas.manifest import Subtitles
+from stages.ingest import probe_clip
 from tests.fakes import RoleServer, role_of
+
 
 @pytest.fixture
 def models():
@@ -24,7 +23,9 @@ def models():
 
 def config_for(url: str, **labels) -> EngineConfig:
     def role(name, media=MediaTransport.none, **kw):
-        return RoleConfig(endpoints=[Endpoint(base_url=url, model="m")], prompt=name, media=media, max_retries=0, max_reasks=0, **kw)
+        return RoleConfig(
+            endpoints=[Endpoint(base_url=url, model="m")], prompt=name, media=media, max_retries=0, max_reasks=0, **kw
+        )
 
     return EngineConfig(
         roles={
@@ -57,14 +58,18 @@ def records(tmp_path_factory, good_clip):
     return {
         "talking": probe_clip(good_clip, subs, None, 30, -60),
         "silent": probe_clip(silent, Subtitles(english="..."), None, 30, -60),
-        "chinese_only": probe_clip(good_clip, Subtitles(chinese="你为什么总是这样？"), None, 30, -60).model_copy(update={"name": "zh"}),
+        "chinese_only": probe_clip(good_clip, Subtitles(chinese="你为什么总是这样？"), None, 30, -60).model_copy(
+            update={"name": "zh"}
+        ),
     }
 
 
 def test_a_talking_clip_gets_every_stage(models, records, tmp_path):
     [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     assert row.complete and not row.errors
-    assert sorted(models.asked()) == sorted(["audio_clue"] * 2 + ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])
+    assert sorted(models.asked()) == sorted(
+        ["audio_clue"] * 2 + ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"]
+    )
     assert row.audio_clue.with_subtitle.emotional_states == ["angry"] and row.visual_clue.without_subtitle
     assert (row.description_zh, row.labels) == ("视频中……", ["angry", "frustrated"])
 
@@ -72,14 +77,22 @@ def test_a_talking_clip_gets_every_stage(models, records, tmp_path):
 def test_a_duplicated_clip_in_flight_is_asked_once_and_both_rows_agree(models, records, tmp_path):
     twin = records["talking"].model_copy(update={"name": "talking_copy"})  # same content, same subtitle
     first, second = annotate(config_for(models.server.url), tmp_path, [records["talking"], twin], models)
-    assert sorted(models.asked()) == sorted(["audio_clue"] * 2 + ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])
-    assert first.complete and second.complete and (first.name, second.name) == (records["talking"].name, "talking_copy")
+    assert sorted(models.asked()) == sorted(
+        ["audio_clue"] * 2 + ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"]
+    )
+    assert (
+        first.complete and second.complete and (first.name, second.name) == (records["talking"].name, "talking_copy")
+    )
     assert first.model_dump(exclude={"name"}) == second.model_dump(exclude={"name"})
 
 
 def test_media_parts_follow_each_roles_transport(models, records, tmp_path):
     annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
-    parts = {role_of(b): [p["type"] for p in b["messages"][-1]["content"]] for b in models.server.requests if isinstance(b["messages"][-1]["content"], list)}
+    parts = {
+        role_of(b): [p["type"] for p in b["messages"][-1]["content"]]
+        for b in models.server.requests
+        if isinstance(b["messages"][-1]["content"], list)
+    }
     assert parts["audio_clue"] == ["input_audio", "text"]
     assert parts["visual_clue"] == ["image_url", "image_url", "text"]
 
@@ -93,7 +106,9 @@ def test_a_server_outage_stops_the_clip_and_the_next_run_asks_only_what_is_missi
     models.failing = {}
     [row] = annotate(config_for(models.server.url), tmp_path, [records["talking"]], models)
     assert row.complete
-    assert sorted(models.asked()) == sorted(["visual_clue"] * 2 + ["disambiguation", "translation", "labels"])  # audio clue kept
+    assert sorted(models.asked()) == sorted(
+        ["visual_clue"] * 2 + ["disambiguation", "translation", "labels"]
+    )  # audio clue kept
 
 
 def test_no_clue_means_no_description_and_the_verdict_is_kept(models, records, tmp_path):

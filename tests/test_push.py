@@ -45,9 +45,9 @@ from typer.testing import CliRunner
 from flows import publish
 from flows.cli import app
 from flows.push_coarse import push_coarse  # Prefect sets up its logging at import: here, not under a test's capsys
-from stages import export
 from schemas.arrow import to_table
 from schemas.row import CoarseRow, ModelCall, StageError
+from stages import export
 
 TOKEN = f"hf_test{uuid.uuid4().hex}"  # unique: any occurrence of it anywhere is a leak
 REPO = "emer-lab/mer-coarse"
@@ -135,7 +135,13 @@ class FakeHub:
 
     def handle(self, h: BaseHTTPRequestHandler) -> None:
         url = urlsplit(h.path)
-        req = Request(h.command, unquote(url.path), parse_qs(url.query), {k.lower(): v for k, v in h.headers.items()}, self._body(h))
+        req = Request(
+            h.command,
+            unquote(url.path),
+            parse_qs(url.query),
+            {k.lower(): v for k, v in h.headers.items()},
+            self._body(h),
+        )
         with self.lock:
             self.requests.append(req)
             status, payload, code = self.route(req)
@@ -154,7 +160,11 @@ class FakeHub:
             if body.get("type") != "dataset":
                 return 400, {"error": "this fake hosts datasets only"}, None
             if repo_id in self.repos:
-                return 409, {"error": "You already created this dataset repo", "url": f"{self.url}/datasets/{repo_id}"}, None
+                return (
+                    409,
+                    {"error": "You already created this dataset repo", "url": f"{self.url}/datasets/{repo_id}"},
+                    None,
+                )
             self.repos[repo_id] = Repo(private=body.get("visibility") == "private")
             return 200, {"url": f"{self.url}/datasets/{repo_id}", "name": repo_id}, None
         if req.method == "POST" and req.path == "/api/validate-yaml":
@@ -173,12 +183,36 @@ class FakeHub:
         if repo is None:
             return 404, {"error": "Repository not found"}, "RepoNotFound"
         if req.method == "GET" and action is None:
-            return 200, {"id": repo_id, "private": repo.private, "sha": repo.sha, "siblings": [{"rfilename": p} for p in sorted(repo.files)]}, None
+            return (
+                200,
+                {
+                    "id": repo_id,
+                    "private": repo.private,
+                    "sha": repo.sha,
+                    "siblings": [{"rfilename": p} for p in sorted(repo.files)],
+                },
+                None,
+            )
         if req.method == "GET" and action == "tree":
-            return 200, [{"type": "file", "path": p, "oid": hashlib.sha1(c).hexdigest(), "size": len(c)} for p, c in sorted(repo.files.items())], None
+            return (
+                200,
+                [
+                    {"type": "file", "path": p, "oid": hashlib.sha1(c).hexdigest(), "size": len(c)}
+                    for p, c in sorted(repo.files.items())
+                ],
+                None,
+            )
         if req.method == "POST" and action == "preupload":
             files = json.loads(req.body)["files"]
-            return 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files]}, None
+            return (
+                200,
+                {
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files
+                    ]
+                },
+                None,
+            )
         if req.method == "POST" and action == "commit":
             assert req.headers.get("content-type") == "application/x-ndjson"
             lines = [json.loads(line) for line in req.body.splitlines() if line.strip()]
@@ -193,7 +227,16 @@ class FakeHub:
                     return 400, {"error": f"this fake takes regular files and deletions only, not {op['key']}"}, None
             repo.commits.append({"header": header["value"], "ops": ops})
             repo.sha = hashlib.sha1(req.body).hexdigest()
-            return 200, {"success": True, "commitOid": repo.sha, "commitUrl": f"{self.url}/datasets/{repo_id}/commit/{repo.sha}", "pullRequestUrl": None}, None
+            return (
+                200,
+                {
+                    "success": True,
+                    "commitOid": repo.sha,
+                    "commitUrl": f"{self.url}/datasets/{repo_id}/commit/{repo.sha}",
+                    "pullRequestUrl": None,
+                },
+                None,
+            )
         return 404, {"error": f"no route {req.method} {req.path}"}, None
 
     # -- what the tests read
@@ -219,14 +262,36 @@ def hub(monkeypatch):
 
 
 def row(name: str, complete: bool) -> CoarseRow:
-    call = ModelCall(stage="labels", prompt_id="labels", prompt_version="4", model="tiny-text", server="http://127.0.0.1:8000/v1",
-                     sampling='{"temperature":0}', config_hash="c0ffee")
+    call = ModelCall(
+        stage="labels",
+        prompt_id="labels",
+        prompt_version="4",
+        model="tiny-text",
+        server="http://127.0.0.1:8000/v1",
+        sampling='{"temperature":0}',
+        config_hash="c0ffee",
+    )
     if complete:
-        return CoarseRow(name=name, sha256="ab" * 32, duration=2.5, clip_status="ok", subtitle_english="I passed the exam!",
-                         description_en=f"{name}: the speaker sounds happy.", description_zh="说话人听起来很开心。",
-                         labels=["happy", "relieved"], complete=True, accepted=True, provenance=[call])
-    return CoarseRow(name=name, clip_status="invalid", clip_error="not a video", complete=False,
-                     errors=[StageError(stage="ingest", message="not a video")])
+        return CoarseRow(
+            name=name,
+            sha256="ab" * 32,
+            duration=2.5,
+            clip_status="ok",
+            subtitle_english="I passed the exam!",
+            description_en=f"{name}: the speaker sounds happy.",
+            description_zh="说话人听起来很开心。",
+            labels=["happy", "relieved"],
+            complete=True,
+            accepted=True,
+            provenance=[call],
+        )
+    return CoarseRow(
+        name=name,
+        clip_status="invalid",
+        clip_error="not a video",
+        complete=False,
+        errors=[StageError(stage="ingest", message="not a video")],
+    )
 
 
 def build_out(out: Path, train_shards: int = 1, *, card_extra: str = "") -> Path:
@@ -245,8 +310,12 @@ def build_out(out: Path, train_shards: int = 1, *, card_extra: str = "") -> Path
     pq.write_table(to_table([row(n, False) for n in FAILED], CoarseRow), path)
     parts["failed"].append(path)
     summary = export.summarise(parts)
-    (out / "README.md").write_text(export.dataset_card(summary, LINEUP, "/corpora/mer2025", "f1ngerpr1nt") + card_extra, encoding="utf-8")
-    (out / "build.json").write_text(json.dumps(summary | {"model_calls": 42, "clips": 5, "metrics": {"emer_accuracy": 0.61}}))
+    (out / "README.md").write_text(
+        export.dataset_card(summary, LINEUP, "/corpora/mer2025", "f1ngerpr1nt") + card_extra, encoding="utf-8"
+    )
+    (out / "build.json").write_text(
+        json.dumps(summary | {"model_calls": 42, "clips": 5, "metrics": {"emer_accuracy": 0.61}})
+    )
     for local in ("manifest.parquet", "hf/dataset_dict.json", ".state/checkpoint.sqlite"):
         (out / local).parent.mkdir(parents=True, exist_ok=True)
         (out / local).write_bytes(b"local only")
@@ -274,10 +343,19 @@ def test_push_uploads_gated_rows_and_card_to_a_private_repo(hub, tmp_path, caplo
 
     # The repo: created as a private dataset, then checked to be private before anything was sent.
     [create] = hub.calls("POST", "/api/repos/create")
-    assert json.loads(create.body) == {"name": "mer-coarse", "organization": "emer-lab", "visibility": "private", "type": "dataset"}
+    assert json.loads(create.body) == {
+        "name": "mer-coarse",
+        "organization": "emer-lab",
+        "visibility": "private",
+        "type": "dataset",
+    }
     assert hub.repos[REPO].private and result["private"] is True
     order = [r.path for r in hub.requests if r.path != "/api/agent-harnesses"]
-    assert order.index("/api/repos/create") < order.index(f"/api/datasets/{REPO}") < order.index(f"/api/datasets/{REPO}/commit/main")
+    assert (
+        order.index("/api/repos/create")
+        < order.index(f"/api/datasets/{REPO}")
+        < order.index(f"/api/datasets/{REPO}/commit/main")
+    )
 
     # One commit, with the train shard and the card only: no failed split, nothing else from OUT.
     [commit] = hub.repos[REPO].commits
@@ -296,7 +374,9 @@ def test_push_uploads_gated_rows_and_card_to_a_private_repo(hub, tmp_path, caplo
     card = hub.repos[REPO].files["README.md"].decode()
     assert card == (out / ".push" / "README.md").read_text()
     meta = yaml.safe_load(re.match(r"---\n(.*?)\n---\n", card, flags=re.S).group(1))
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}]
+    assert meta["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+    ]
     assert meta["license"] == "other" and meta["license_name"] == "mer-eula"
     for role, v in LINEUP.items():
         assert f"| {role} | {v['models'][0]} | {v['prompt']} | {v['media']} |" in card
@@ -315,21 +395,36 @@ def test_push_uploads_gated_rows_and_card_to_a_private_repo(hub, tmp_path, caplo
     staged = sorted(p for p in (out / ".push").rglob("*") if p.is_file())
     assert [p.relative_to(out / ".push").as_posix() for p in staged] == sorted(committed)
     captured = capsys.readouterr()
-    assert_no_token(caplog.text, captured.out, captured.err, json.dumps(result), card,
-                    *(p.read_bytes() for p in staged), *hub.repos[REPO].files.values(), json.dumps(commit["header"]))
+    assert_no_token(
+        caplog.text,
+        captured.out,
+        captured.err,
+        json.dumps(result),
+        card,
+        *(p.read_bytes() for p in staged),
+        *hub.repos[REPO].files.values(),
+        json.dumps(commit["header"]),
+    )
     assert "pushed 3 gated rows" in caplog.text  # the logs were captured (and checked) at all
 
 
 def test_a_later_push_replaces_old_shards_and_keeps_the_repo(hub, tmp_path):
     out = build_out(tmp_path / "out", train_shards=2)
     publish.push(out, REPO, endpoint=hub.url)
-    assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"}
+    assert set(hub.repos[REPO].files) == {
+        "README.md",
+        "data/train-00000-of-00002.parquet",
+        "data/train-00001-of-00002.parquet",
+    }
 
     build_out(out, train_shards=1)  # the next build re-cuts the shards
     publish.push(out, REPO, endpoint=hub.url)
     assert len(hub.calls("POST", "/api/repos/create")) == 2  # exist_ok: the 409 is fine
     second = hub.repos[REPO].commits[-1]["ops"]
-    assert {op["value"]["path"] for op in second if op["key"] == "deletedFile"} == {"data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"}
+    assert {op["value"]["path"] for op in second if op["key"] == "deletedFile"} == {
+        "data/train-00000-of-00002.parquet",
+        "data/train-00001-of-00002.parquet",
+    }
     assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet"}
     assert names_in(hub.repos[REPO].files["data/train-00000-of-00001.parquet"]) == TRAIN
 
@@ -342,7 +437,10 @@ def test_refuses_an_existing_public_repo_unless_public_is_asked(hub, tmp_path):
     assert not hub.calls("POST", r".*/(preupload|commit)/main") and not hub.repos[REPO].files
 
     result = publish.push(out, REPO, private=False, endpoint=hub.url)
-    assert result["private"] is False and set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet"}
+    assert result["private"] is False and set(hub.repos[REPO].files) == {
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+    }
     create = hub.calls("POST", "/api/repos/create")[-1]
     assert json.loads(create.body)["visibility"] == "public"
 
@@ -361,7 +459,9 @@ def test_cli_takes_no_token_and_dry_run_stages_without_sending(hub, tmp_path):
     out = build_out(tmp_path / "out")
     help_text = CliRunner().invoke(app, ["push", "--help"], terminal_width=200).output
     assert "--repo" in help_text and "--public" in help_text and "--token" not in help_text
-    assert CliRunner().invoke(app, ["push", str(out), "--repo", REPO, "--token", TOKEN]).exit_code == 2  # no such option
+    assert (
+        CliRunner().invoke(app, ["push", str(out), "--repo", REPO, "--token", TOKEN]).exit_code == 2
+    )  # no such option
 
     result = CliRunner().invoke(app, ["push", str(out), "--repo", REPO, "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -371,7 +471,10 @@ def test_cli_takes_no_token_and_dry_run_stages_without_sending(hub, tmp_path):
 
 def test_refuses_a_train_shard_with_rows_that_did_not_pass_the_gate(hub, tmp_path):
     out = build_out(tmp_path / "out")
-    pq.write_table(to_table([row("sample_00000001", True), row("sneaked_in", False)], CoarseRow), out / "data" / "train-00000-of-00001.parquet")
+    pq.write_table(
+        to_table([row("sample_00000001", True), row("sneaked_in", False)], CoarseRow),
+        out / "data" / "train-00000-of-00001.parquet",
+    )
     with pytest.raises(publish.PushError, match="did not pass the gate"):
         publish.push(out, REPO, endpoint=hub.url)
     assert hub.requests == []
@@ -393,21 +496,36 @@ def test_push_coarse_flow(hub, tmp_path, caplog, capsys, monkeypatch):
     result = state.result()
     assert result["rows"] == 3 and result["private"] is True
     assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet"}
-    assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in hub.requests if r.path != "/api/agent-harnesses")
+    assert all(
+        r.headers["authorization"] == f"Bearer {TOKEN}" for r in hub.requests if r.path != "/api/agent-harnesses"
+    )
 
     APILogWorker.drain_all(timeout=30)
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id)
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
     assert "token" not in json.dumps(run.parameters).lower()
     assert any("pushed" in log.message for log in logs)
     [artifact] = [a for a in artifacts if a.key == "push-coarse"]
-    assert REPO in artifact.data and "data/train-00000-of-00001.parquet" in artifact.data and "failed-" not in artifact.data
+    assert (
+        REPO in artifact.data
+        and "data/train-00000-of-00001.parquet" in artifact.data
+        and "failed-" not in artifact.data
+    )
     captured = capsys.readouterr()
-    assert_no_token(json.dumps(run.parameters), *(log.message for log in logs), *(a.data for a in artifacts),
-                    caplog.text, captured.out, captured.err, json.dumps(result))
+    assert_no_token(
+        json.dumps(run.parameters),
+        *(log.message for log in logs),
+        *(a.data for a in artifacts),
+        caplog.text,
+        captured.out,
+        captured.err,
+        json.dumps(result),
+    )
 
 
 def test_cli_push_runs_the_flow(hub, tmp_path, caplog):

@@ -60,7 +60,9 @@ def label_studio_binary() -> Path:
     """$EMER_LABEL_STUDIO, else the project's .venv-review (made by scripts/setup)."""
     binary = Path(os.environ.get("EMER_LABEL_STUDIO") or ROOT / ".venv-review" / "bin" / "label-studio")
     if not binary.exists():
-        pytest.fail(f"Label Studio not found at {binary}: run scripts/setup (it makes .venv-review) or set EMER_LABEL_STUDIO")
+        pytest.fail(
+            f"Label Studio not found at {binary}: run scripts/setup (it makes .venv-review) or set EMER_LABEL_STUDIO"
+        )
     return binary
 
 
@@ -90,7 +92,9 @@ def migrated_data_dir(binary: Path, into: Path) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         target = Path(tempfile.mkdtemp(prefix="migrating-", dir=cache))
     # `label-studio version` sets up the data folder and applies every migration, then exits.
-    done = subprocess.run([str(binary), "version"], env=_quiet_env(target), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(binary), "version"], env=_quiet_env(target), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     if version is None:
         return into
@@ -119,23 +123,41 @@ def label_studio(tmp_path_factory):
     log_path = base / "label-studio.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [str(binary), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(data_dir), "--enable-legacy-api-token"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                str(binary),
+                "start",
+                "--no-browser",
+                "--internal-host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--enable-legacy-api-token",
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"Label Studio exited ({proc.returncode}):\n{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"Label Studio exited ({proc.returncode}):\n{log_path.read_text(errors='replace')[-3000:]}"
+                )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"Label Studio did not answer /health in time:\n{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"Label Studio did not answer /health in time:\n{log_path.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.5)
         # A personal access token, as Account & Settings makes one (here through the API, with the legacy token).
         made = httpx.post(f"{url}/api/token/", headers={"Authorization": f"Token {LEGACY_TOKEN}"}, timeout=30)
@@ -170,20 +192,35 @@ def _clue(text: str, states: list[str]) -> ClueReply:
 
 def _row(name: str, sha256: str, labels: list[str], gates: list[GateVerdict], **texts) -> CoarseRow:
     return CoarseRow(
-        name=name, sha256=sha256, duration=2.0, clip_status="ok", complete=True, labels=labels, gates=gates,
-        subtitle_english=texts.get("en", "I finally passed the exam!"), subtitle_chinese=texts.get("zh", "我终于通过考试了！"),
-        audio_clue=ClueSet(without_subtitle=_clue(f"{name}: rising pitch, fast speech", ["excited"]),
-                           with_subtitle=_clue(f"{name}: the voice sounds relieved", ["relieved", "happy"])),
-        visual_clue=ClueSet(without_subtitle=_clue(f"{name}: no face is visible", []),
-                            with_subtitle=_clue(f"{name}: a moving test pattern", ["neutral"])),
+        name=name,
+        sha256=sha256,
+        duration=2.0,
+        clip_status="ok",
+        complete=True,
+        labels=labels,
+        gates=gates,
+        subtitle_english=texts.get("en", "I finally passed the exam!"),
+        subtitle_chinese=texts.get("zh", "我终于通过考试了！"),
+        audio_clue=ClueSet(
+            without_subtitle=_clue(f"{name}: rising pitch, fast speech", ["excited"]),
+            with_subtitle=_clue(f"{name}: the voice sounds relieved", ["relieved", "happy"]),
+        ),
+        visual_clue=ClueSet(
+            without_subtitle=_clue(f"{name}: no face is visible", []),
+            with_subtitle=_clue(f"{name}: a moving test pattern", ["neutral"]),
+        ),
         description_en=f"In the video of {name} no face is visible; in the audio the voice rises; the text says the exam is passed.",
         description_zh=f"{name}的视频中看不到人脸；音频中声音上扬；文本说考试通过了。",
     )
 
 
 AV_FAIL = GateVerdict(gate="av_match", passed=False, score=0.0, threshold=0.3, reason="speech with no face on screen")
-LENGTH_PASS = GateVerdict(gate="length", passed=True, score=31, threshold=15, reason="within the corpus's length range")
-GROUNDING_FAIL = GateVerdict(gate="grounding", passed=False, score=1, threshold=0, reason='"smiling" but no face was found')
+LENGTH_PASS = GateVerdict(
+    gate="length", passed=True, score=31, threshold=15, reason="within the corpus's length range"
+)
+GROUNDING_FAIL = GateVerdict(
+    gate="grounding", passed=False, score=1, threshold=0, reason='"smiling" but no face was found'
+)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +229,9 @@ def build_out(label_studio):
     video = label_studio.document_root / "corpus" / "video"
     video.mkdir(parents=True)
     clips = {
-        "sample_00000001": synth.talking_clip(video / "sample_00000001.mp4", "I finally passed the exam!", seconds=2.0),
+        "sample_00000001": synth.talking_clip(
+            video / "sample_00000001.mp4", "I finally passed the exam!", seconds=2.0
+        ),
         "sample_00000002": synth.silent_clip(video / "sample_00000002.mp4"),
         "sample_00000003": synth.silent_clip(video / "sample_00000003.mp4", seconds=1.5),
         "sample_00000004": synth.silent_clip(video / "sample_00000004.mp4", seconds=1.0),
@@ -200,14 +239,19 @@ def build_out(label_studio):
     sha = {name: _sha256(path) for name, path in clips.items()}
     out = label_studio.document_root.parent / "out"
     (out / "data").mkdir(parents=True)
-    records = [ClipRecord(name=n, path=str(p), sha256=sha[n], bytes=p.stat().st_size, duration=2.0, fps=25.0, has_audio=True) for n, p in clips.items()]
+    records = [
+        ClipRecord(name=n, path=str(p), sha256=sha[n], bytes=p.stat().st_size, duration=2.0, fps=25.0, has_audio=True)
+        for n, p in clips.items()
+    ]
     pq.write_table(to_table(records, ClipRecord), out / "manifest.parquet")
     review = [
         _row("sample_00000001", sha["sample_00000001"], ["happy", "excited"], [AV_FAIL, LENGTH_PASS]),
         _row("sample_00000002", sha["sample_00000002"], ["angry"], [AV_FAIL, GROUNDING_FAIL, LENGTH_PASS]),
         _row("sample_00000003", sha["sample_00000003"], ["sad"], [GROUNDING_FAIL], en="", zh="没关系。"),
     ]
-    passed = _row("sample_00000004", sha["sample_00000004"], ["calm"], [LENGTH_PASS]).model_copy(update={"accepted": True})
+    passed = _row("sample_00000004", sha["sample_00000004"], ["calm"], [LENGTH_PASS]).model_copy(
+        update={"accepted": True}
+    )
     pq.write_table(to_table(review, CoarseRow), out / "data" / "review-00000-of-00001.parquet")
     pq.write_table(to_table([passed], CoarseRow), out / "data" / "train-00000-of-00001.parquet")
     return SimpleNamespace(out=out, clips=clips, sha=sha, rows={r.name: r for r in review})
@@ -219,8 +263,12 @@ def _legacy(label_studio) -> httpx.Client:
 
 def _project_tasks(label_studio, title: str) -> tuple[dict, list[dict]]:
     with _legacy(label_studio) as http:
-        project = next(p for p in http.get("/api/projects", params={"title": title}).json()["results"] if p["title"] == title)
-        tasks = http.get("/api/tasks", params={"project": project["id"], "fields": "all", "page_size": 1000}).json()["tasks"]
+        project = next(
+            p for p in http.get("/api/projects", params={"title": title}).json()["results"] if p["title"] == title
+        )
+        tasks = http.get("/api/tasks", params={"project": project["id"], "fields": "all", "page_size": 1000}).json()[
+            "tasks"
+        ]
     return project, tasks
 
 
@@ -239,30 +287,74 @@ class Reviewer:
         self.http = httpx.Client(base_url=url, timeout=60)
         self.project_id = project_id
         self.http.get("/user/login/")
-        login = self.http.post("/user/login/", data={"email": USER, "password": PASSWORD, "csrfmiddlewaretoken": self.http.cookies["csrftoken"]},
-                               headers={"Referer": f"{url}/user/login/"})
+        login = self.http.post(
+            "/user/login/",
+            data={"email": USER, "password": PASSWORD, "csrfmiddlewaretoken": self.http.cookies["csrftoken"]},
+            headers={"Referer": f"{url}/user/login/"},
+        )
         assert login.status_code == 302, login.text[:500]
         self.headers = {"X-CSRFToken": self.http.cookies["csrftoken"], "Referer": f"{url}/projects/{project_id}/data"}
 
     @staticmethod
     def result(decision: str, labels: str | None = None, note: str | None = None) -> list[dict]:
-        items = [{"id": "d1", "from_name": config.DECISION, "to_name": "video", "type": "choices", "origin": "manual", "value": {"choices": [decision]}}]
+        items = [
+            {
+                "id": "d1",
+                "from_name": config.DECISION,
+                "to_name": "video",
+                "type": "choices",
+                "origin": "manual",
+                "value": {"choices": [decision]},
+            }
+        ]
         if labels is not None:
-            items.append({"id": "l1", "from_name": config.LABELS, "to_name": "video", "type": "textarea", "origin": "manual", "value": {"text": [labels]}})
+            items.append(
+                {
+                    "id": "l1",
+                    "from_name": config.LABELS,
+                    "to_name": "video",
+                    "type": "textarea",
+                    "origin": "manual",
+                    "value": {"text": [labels]},
+                }
+            )
         if note is not None:
-            items.append({"id": "n1", "from_name": config.NOTE, "to_name": "video", "type": "textarea", "origin": "manual", "value": {"text": [note]}})
+            items.append(
+                {
+                    "id": "n1",
+                    "from_name": config.NOTE,
+                    "to_name": "video",
+                    "type": "textarea",
+                    "origin": "manual",
+                    "value": {"text": [note]},
+                }
+            )
         return items
 
     def submit(self, task_id: int, result: list[dict], *, skip: bool = False) -> dict:
-        body = {"result": result, "was_cancelled": skip, "ground_truth": False, "lead_time": 12.5, "draft_id": 0,
-                "parent_prediction": None, "parent_annotation": None, "project": str(self.project_id)}
-        done = self.http.post(f"/api/tasks/{task_id}/annotations/", params={"project": self.project_id}, json=body, headers=self.headers)
+        body = {
+            "result": result,
+            "was_cancelled": skip,
+            "ground_truth": False,
+            "lead_time": 12.5,
+            "draft_id": 0,
+            "parent_prediction": None,
+            "parent_annotation": None,
+            "project": str(self.project_id),
+        }
+        done = self.http.post(
+            f"/api/tasks/{task_id}/annotations/", params={"project": self.project_id}, json=body, headers=self.headers
+        )
         assert done.status_code == 201, done.text[:500]
         return done.json()
 
     def update(self, annotation_id: int, result: list[dict]) -> None:
-        done = self.http.patch(f"/api/annotations/{annotation_id}/", params={"project": self.project_id},
-                               json={"result": result, "lead_time": 20.0}, headers=self.headers)
+        done = self.http.patch(
+            f"/api/annotations/{annotation_id}/",
+            params={"project": self.project_id},
+            json={"result": result, "lead_time": 20.0},
+            headers=self.headers,
+        )
         assert done.status_code == 200, done.text[:500]
 
 
@@ -274,15 +366,25 @@ def reviewed(pushed, label_studio):
     first = reviewer.submit(pushed.tasks["sample_00000001"]["id"], Reviewer.result("reject"))
     reviewer.submit(pushed.tasks["sample_00000002"]["id"], Reviewer.result("accept"))
     time.sleep(1.1)  # later annotations are later by the clock, not only by id
-    reviewer.update(first["id"], Reviewer.result("accept", labels="Happy，relieved; happy\n", note="The face is off screen but the voice is clear."))
-    reviewer.submit(pushed.tasks["sample_00000002"]["id"], Reviewer.result("reject", labels="", note="Not the same person speaking."))
+    reviewer.update(
+        first["id"],
+        Reviewer.result(
+            "accept", labels="Happy，relieved; happy\n", note="The face is off screen but the voice is clear."
+        ),
+    )
+    reviewer.submit(
+        pushed.tasks["sample_00000002"]["id"],
+        Reviewer.result("reject", labels="", note="Not the same person speaking."),
+    )
     reviewer.submit(pushed.tasks["sample_00000003"]["id"], [], skip=True)
     return reviewer
 
 
 @pytest.fixture(scope="module")
 def pulled(reviewed, build_out, label_studio, api_key):
-    done = CliRunner().invoke(app, ["review", "pull", str(build_out.out), "--url", label_studio.url, "--project", PROJECT])
+    done = CliRunner().invoke(
+        app, ["review", "pull", str(build_out.out), "--url", label_studio.url, "--project", PROJECT]
+    )
     assert done.exit_code == 0, done.output
     return SimpleNamespace(output=done.output, table=pq.read_table(decisions_path(build_out.out)))
 
@@ -311,8 +413,10 @@ def test_a_task_shows_the_clip_clues_description_labels_and_failed_gates(pushed,
     assert data["labels"] == "angry"
     assert "I finally passed the exam!" in data["subtitle"] and "我终于通过考试了！" in data["subtitle"]
     # Every failed gate with its numbers and reason; a passed gate is not a reason to review.
-    assert data["gates"].splitlines() == ["av_match (score 0, threshold 0.3): speech with no face on screen",
-                                          'grounding (score 1, threshold 0): "smiling" but no face was found']
+    assert data["gates"].splitlines() == [
+        "av_match (score 0, threshold 0.3): speech with no face on screen",
+        'grounding (score 1, threshold 0): "smiling" but no face was found',
+    ]
     assert pushed.tasks["sample_00000003"]["data"]["subtitle"] == "ZH: 没关系。"
 
 
@@ -321,7 +425,15 @@ def test_the_project_asks_for_a_decision_labels_and_a_note(pushed):
     assert '<Video name="video" value="$video"' in xml and '<Audio name="audio" value="$audio" sync="video"' in xml
     assert f'<Choices name="{config.DECISION}" toName="video" choice="single-radio" required="true"' in xml
     assert f'<TextArea name="{config.LABELS}"' in xml and f'<TextArea name="{config.NOTE}"' in xml
-    for field in ("$gates", "$labels", "$audio_clues", "$visual_clues", "$description_en", "$description_zh", "$subtitle"):
+    for field in (
+        "$gates",
+        "$labels",
+        "$audio_clues",
+        "$visual_clues",
+        "$description_en",
+        "$description_zh",
+        "$subtitle",
+    ):
         assert f'value="{field}"' in xml
 
 
@@ -337,7 +449,9 @@ def test_label_studio_serves_the_clip_at_the_task_url(pushed, build_out, label_s
 
 
 def test_pushing_again_queues_nothing_twice(pushed, build_out, label_studio, api_key):
-    done = CliRunner().invoke(app, ["review", "push", str(build_out.out), "--url", label_studio.url, "--project", PROJECT])
+    done = CliRunner().invoke(
+        app, ["review", "push", str(build_out.out), "--url", label_studio.url, "--project", PROJECT]
+    )
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output)
     assert summary["queued"] == [] and summary["already_queued"] == 3 and summary["storages_added"] == []
@@ -353,15 +467,24 @@ def test_a_clip_whose_content_changed_is_queued_again(build_out, label_studio, a
         assert len(push(out, client, project=title).queued) == 3
         # Row 3's clip is replaced: the next build has a new hash for it, in the manifest and on the row.
         new_sha = "f" * 64
-        manifest = [r | {"sha256": new_sha} if r["name"] == "sample_00000003" else r for r in pq.read_table(out / "manifest.parquet").to_pylist()]
-        pq.write_table(to_table([ClipRecord.model_validate(r) for r in manifest], ClipRecord), out / "manifest.parquet")
-        rows = [r.model_copy(update={"sha256": new_sha}) if r.name == "sample_00000003" else r for r in build_out.rows.values()]
+        manifest = [
+            r | {"sha256": new_sha} if r["name"] == "sample_00000003" else r
+            for r in pq.read_table(out / "manifest.parquet").to_pylist()
+        ]
+        pq.write_table(
+            to_table([ClipRecord.model_validate(r) for r in manifest], ClipRecord), out / "manifest.parquet"
+        )
+        rows = [
+            r.model_copy(update={"sha256": new_sha}) if r.name == "sample_00000003" else r
+            for r in build_out.rows.values()
+        ]
         pq.write_table(to_table(rows, CoarseRow), out / "data" / "review-00000-of-00001.parquet")
         again = push(out, client, project=title)
     assert again.queued == ["sample_00000003"] and len(again.already_queued) == 2
     _, tasks = _project_tasks(label_studio, title)
-    assert sorted((t["data"]["name"], t["data"]["sha256"]) for t in tasks if t["data"]["name"] == "sample_00000003") == \
-        sorted([("sample_00000003", build_out.sha["sample_00000003"]), ("sample_00000003", new_sha)])
+    assert sorted(
+        (t["data"]["name"], t["data"]["sha256"]) for t in tasks if t["data"]["name"] == "sample_00000003"
+    ) == sorted([("sample_00000003", build_out.sha["sample_00000003"]), ("sample_00000003", new_sha)])
 
 
 # --- pull -----------------------------------------------------------------------------------------
@@ -371,7 +494,12 @@ def test_pull_imports_exactly_the_reviewed_rows(pulled, pushed, build_out):
     assert pulled.table.schema.equals(arrow_schema(ReviewDecision))
     got = {d["name"]: ReviewDecision.model_validate(d) for d in pulled.table.to_pylist()}
     assert sorted(got) == ["sample_00000001", "sample_00000002"]  # row 3 was skipped, never decided
-    assert json.loads(pulled.output) == {"decisions": 2, "accepted": 1, "rejected": 1, "file": str(decisions_path(build_out.out))}
+    assert json.loads(pulled.output) == {
+        "decisions": 2,
+        "accepted": 1,
+        "rejected": 1,
+        "file": str(decisions_path(build_out.out)),
+    }
 
     accepted = got["sample_00000001"]
     assert accepted.accepted is True
@@ -430,7 +558,9 @@ def test_the_api_key_is_never_logged_printed_or_written(build_out, label_studio,
     runner = CliRunner()
     outputs = []
     for verb in ("push", "pull"):
-        done = runner.invoke(app, ["review", verb, str(out), "--url", label_studio.url, "--project", "EMER review (key hygiene)"])
+        done = runner.invoke(
+            app, ["review", verb, str(out), "--url", label_studio.url, "--project", "EMER review (key hygiene)"]
+        )
         assert done.exit_code == 0, done.output
         outputs.append(done.output)
     assert json.loads(outputs[0])["queued"]  # it did talk to Label Studio
@@ -478,5 +608,7 @@ def test_reviewer_labels_are_split_trimmed_and_lower_cased():
 
 def test_only_failed_gates_are_reasons_to_review():
     assert gate_text([LENGTH_PASS]) == "—"
-    assert gate_text([GateVerdict(gate="validity", passed=False, reason="CJK in the English text")]) == \
-        "validity (score n/a, threshold n/a): CJK in the English text"
+    assert (
+        gate_text([GateVerdict(gate="validity", passed=False, reason="CJK in the English text")])
+        == "validity (score n/a, threshold n/a): CJK in the English text"
+    )

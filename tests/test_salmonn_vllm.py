@@ -29,16 +29,18 @@ from annotators.server import VLLMServer, default_vllm_python
 from data import synth_clips as synth
 from flows.build_coarse import build_coarse
 from runtime.isolation import IsolatedPool
-from stages.ingest import probe_clip
-from stages.media_prep import MediaPrep
-from schemas.config import EngineConfig, Endpoint, MediaConfig, MediaTransport, RoleConfig
+from schemas.config import Endpoint, EngineConfig, MediaConfig, MediaTransport, RoleConfig
 from schemas.manifest import Subtitles
 from schemas.replies import ClueReply
+from stages.ingest import probe_clip
+from stages.media_prep import MediaPrep
 from tests.conftest import ROOT, free_port, served_requests, write_flow_config
 
 pytestmark = pytest.mark.vllm
 
-SPEC = next(s for s in EngineConfig.from_file(ROOT / "data" / "configs" / "cpu-salmonn.toml").servers if s.name == "salmonn")
+SPEC = next(
+    s for s in EngineConfig.from_file(ROOT / "data" / "configs" / "cpu-salmonn.toml").servers if s.name == "salmonn"
+)
 SPEECH_TOKENS = 88  # windows of 17 Whisper frames over 30 s (every clip is padded to 30 s for Whisper)
 # Largest |log-prob difference| between the served model and the reference, over every prompt position's
 # top-20 tokens and the first generated position; both run in float32 (measured: about 1e-6).
@@ -48,7 +50,9 @@ LOGPROB_ATOL = 1e-4
 def in_vllm_env(code: str, timeout: float = 300) -> dict:
     """Run `code` with the vLLM environment's Python (torch, transformers, vLLM); it prints one JSON line last."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([default_vllm_python(), "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    done = subprocess.run(
+        [default_vllm_python(), "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -67,7 +71,11 @@ def wav(tmp_path_factory, good_clip) -> Path:
     """The 16 kHz mono track of a spoken clip, as the engine's media stage writes it."""
     pool = IsolatedPool(1)
     record = probe_clip(good_clip, Subtitles(), None, 30, -60)
-    prepared = asyncio.run(MediaPrep(tmp_path_factory.mktemp("m"), MediaConfig(max_frames=2, frame_max_side=160), pool).prepare(record, with_audio=True))
+    prepared = asyncio.run(
+        MediaPrep(tmp_path_factory.mktemp("m"), MediaConfig(max_frames=2, frame_max_side=160), pool).prepare(
+            record, with_audio=True
+        )
+    )
     pool.close()
     return Path(prepared.wav)
 
@@ -132,8 +140,16 @@ def test_converter_turns_the_release_layout_into_one_servable_directory(tmp_path
     facts = in_vllm_env(CONVERT.replace("sys.argv[1]", repr(str(tmp_path))))
     assert facts["q_merged"] and facts["k_untouched"], "LoRA (alpha 32, rank 8) merged into q_proj/v_proj only"
     assert facts["pos_conv_folded"]
-    assert facts["prefixes"] == ["beats", "language_model", "ln_audio", "ln_speech", "speech_Qformer", "speech_encoder",
-                                 "speech_llama_proj", "speech_query_tokens"]
+    assert facts["prefixes"] == [
+        "beats",
+        "language_model",
+        "ln_audio",
+        "ln_speech",
+        "speech_Qformer",
+        "speech_encoder",
+        "speech_llama_proj",
+        "speech_query_tokens",
+    ]
     assert facts["leftovers"] == [] and facts["qformer_keys"] == []
     assert facts["bias_tables"] == ["beats.encoder.layers.0.self_attn.relative_attention_bias.weight"]
     assert facts["whisper_encoder_keys"] > 10
@@ -143,7 +159,13 @@ def test_converter_turns_the_release_layout_into_one_servable_directory(tmp_path
     assert (facts["arch"], facts["model_type"]) == (["SalmonnForConditionalGeneration"], "salmonn")
     assert facts["qformer"]["num_hidden_layers"] == 2 and facts["qformer"]["hidden_size"] == 64
     assert facts["template"] == "<s>USER: <Speech><SpeechHere></Speech> Be brief. Listen.\nASSISTANT:"
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json", "generation_config.json"} <= set(facts["files"])
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "generation_config.json",
+    } <= set(facts["files"])
 
 
 KALDI = r"""
@@ -172,10 +194,22 @@ def test_beats_filter_banks_match_torchaudio_kaldi():
 
 def chat(server: VLLMServer, wav: Path, **extra) -> dict:
     b64 = base64.b64encode(wav.read_bytes()).decode()
-    body = {"model": SPEC.served_model_name, "temperature": 0, "max_tokens": 1, **extra, "messages": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}},
-                                     {"type": "text", "text": "What emotion do you hear?"}]}]}
+    body = {
+        "model": SPEC.served_model_name,
+        "temperature": 0,
+        "max_tokens": 1,
+        **extra,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}},
+                    {"type": "text", "text": "What emotion do you hear?"},
+                ],
+            },
+        ],
+    }
     r = httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=300)
     assert r.status_code == 200, r.text
     return r.json()
@@ -209,7 +243,9 @@ def test_served_salmonn_computes_the_authors_forward_pass(salmonn, wav, tmp_path
     ids, prompt_lp = reply["prompt_token_ids"], reply["prompt_logprobs"]
     silence = synth.silent_clip(tmp_path / "silence.mp4", seconds=3.0)
     silent_wav = tmp_path / "silence.wav"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(silence), "-ac", "1", "-ar", "16000", str(silent_wav)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(silence), "-ac", "1", "-ar", "16000", str(silent_wav)], check=True
+    )
     code = REFERENCE.replace("ARGS", repr([str(tmp_path / "ref"), salmonn.model_path(), str(wav), str(silent_wav)]))
     facts = in_vllm_env(code, timeout=600)
     assert facts["identical"], "the served directory is the converted fake release"
@@ -243,7 +279,9 @@ def test_served_salmonn_computes_the_authors_forward_pass(salmonn, wav, tmp_path
 
 
 def role(server: VLLMServer, media: MediaTransport) -> RoleClient:
-    config = RoleConfig(endpoints=[Endpoint(base_url=server.base_url, model=SPEC.served_model_name)], prompt="audio_clue", media=media)
+    config = RoleConfig(
+        endpoints=[Endpoint(base_url=server.base_url, model=SPEC.served_model_name)], prompt="audio_clue", media=media
+    )
     return RoleClient("audio_clue", config, load_prompt("audio_clue"), "test")
 
 
@@ -271,23 +309,34 @@ def test_build_flow_runs_end_to_end_with_the_salmonn_line_up(salmonn, servers, t
     synth.talking_clip(corpus / "video" / "sample_00000001.mp4", "I am so happy, I finally passed the exam!")
     synth.talking_clip(corpus / "video" / "sample_00000002.mp4", "Why do you always treat me like this?")
     synth.silent_clip(corpus / "video" / "sample_00000010.mp4")
-    synth.write_subtitles(corpus / "subtitle_chieng.csv", [
-        ("sample_00000001", "我终于通过考试了，太开心了！", "I am so happy, I finally passed the exam!"),
-        ("sample_00000002", "你为什么总是这样对我？", "Why do you always treat me like this?"),
-        ("sample_00000010", "", ""),
-    ])
+    synth.write_subtitles(
+        corpus / "subtitle_chieng.csv",
+        [
+            ("sample_00000001", "我终于通过考试了，太开心了！", "I am so happy, I finally passed the exam!"),
+            ("sample_00000002", "你为什么总是这样对我？", "Why do you always treat me like this?"),
+            ("sample_00000010", "", ""),
+        ],
+    )
     config = write_flow_config(tmp_path / "engine.toml", {"text": servers["text"], "audio": salmonn})
     config.write_text(config.read_text().replace('model = "tiny-audio"', f'model = "{SPEC.served_model_name}"'))
     before = served_requests(salmonn)
     summary = build_coarse(str(corpus), str(tmp_path / "out"), str(config))
     heard = served_requests(salmonn) - before
 
-    rows = {r["name"]: r for f in sorted((tmp_path / "out" / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()}
+    rows = {
+        r["name"]: r
+        for f in sorted((tmp_path / "out" / "data").glob("*.parquet"))
+        for r in pq.read_table(f).to_pylist()
+    }
     assert set(rows) == {"sample_00000001", "sample_00000002", "sample_00000010"}
     calls = []
     for name in ("sample_00000001", "sample_00000002"):
         row = rows[name]
-        assert row["complete"] and row["audio_clue"]["without_subtitle"]["clues"] and row["audio_clue"]["with_subtitle"]["clues"]
+        assert (
+            row["complete"]
+            and row["audio_clue"]["without_subtitle"]["clues"]
+            and row["audio_clue"]["with_subtitle"]["clues"]
+        )
         audio = [p for p in row["provenance"] if p["stage"] == "audio_clue"]
         assert audio and all(p["model"] == "tiny-salmonn" and p["server"] == salmonn.base_url for p in audio)
         assert all(p["prompt_tokens"] > SPEECH_TOKENS for p in audio)

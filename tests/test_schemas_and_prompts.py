@@ -7,15 +7,15 @@ import pytest
 
 from annotators.client import parse_reply
 from annotators.prompts import PROMPT_DIR, load_prompt
-from schemas.text_clean import strip_leaked_prefix
 from engine.assembly import role_prompt
-from stages.registry import METHOD_ROLES, METHOD_STAGES
-from schemas.labels import normalise_labels
 from schemas.arrow import arrow_schema, features, to_table
 from schemas.config import ROLES, EngineConfig
+from schemas.labels import normalise_labels
 from schemas.manifest import ClipRecord
 from schemas.replies import ClueReply, LabelsReply
 from schemas.row import CoarseRow
+from schemas.text_clean import strip_leaked_prefix
+from stages.registry import METHOD_ROLES, METHOD_STAGES
 
 
 def test_response_format_is_the_pydantic_json_schema():
@@ -50,7 +50,7 @@ def test_every_role_has_a_prompt_file_and_every_stage_a_reply_model():
 @pytest.mark.parametrize("path", sorted(PROMPT_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_prompt_templates_fill_without_leftover_placeholders(path):
     prompt = load_prompt(path.stem)
-    values = {k: "X" for k in ("subtitle", "audio_clue", "visual_clue", "text", "description")}
+    values = dict.fromkeys(("subtitle", "audio_clue", "visual_clue", "text", "description"), "X")
     for template in prompt.templates:
         system, user = prompt.messages(template, **values)
         assert system["role"] == "system" and "{" not in user["content"]
@@ -90,7 +90,7 @@ def test_labels_are_normalised_for_the_emer_metric():
 
 def test_config_file_and_environment(tmp_path, monkeypatch):
     path = tmp_path / "c.toml"
-    path.write_text('batch_size = 7\n[media]\nmax_frames = 5\n')
+    path.write_text("batch_size = 7\n[media]\nmax_frames = 5\n")
     config = EngineConfig.from_file(path)
     assert (config.batch_size, config.media.max_frames) == (7, 5)
     # the environment overrides the file, field by field, nested ones too

@@ -16,13 +16,31 @@ def audio_evidence(a: AudioSignals) -> list[str]:
     t = templates().thresholds
     out = []
     if a.loudness_db is not None:
-        out.append("loud voice" if a.loudness_db >= t["loud_db"] else "soft voice" if a.loudness_db < t["soft_db"] else "moderate loudness")
+        out.append(
+            "loud voice"
+            if a.loudness_db >= t["loud_db"]
+            else "soft voice"
+            if a.loudness_db < t["soft_db"]
+            else "moderate loudness"
+        )
     if a.pitch_range_semitones is not None:
         r = a.pitch_range_semitones
-        out.append("wide pitch range" if r >= t["wide_range_semitones"] else "flat intonation" if r < t["flat_range_semitones"] else "moderate intonation")
+        out.append(
+            "wide pitch range"
+            if r >= t["wide_range_semitones"]
+            else "flat intonation"
+            if r < t["flat_range_semitones"]
+            else "moderate intonation"
+        )
     if a.speaking_rate is not None:
         s = a.speaking_rate
-        out.append("fast speech" if s >= t["fast_syllables_per_s"] else "slow speech" if s < t["slow_syllables_per_s"] else "moderate pace")
+        out.append(
+            "fast speech"
+            if s >= t["fast_syllables_per_s"]
+            else "slow speech"
+            if s < t["slow_syllables_per_s"]
+            else "moderate pace"
+        )
     if a.speech_seconds and a.pauses / a.speech_seconds >= t["pauses_per_speech_s"]:
         out.append("frequent pauses")
     return out
@@ -47,7 +65,9 @@ def acoustic_clue(a: AudioSignals | None) -> ClueReply:
         f"Loudness {a.loudness_db} dB, median pitch {a.pitch_hz} Hz, pitch range {a.pitch_range_semitones} semitones, "
         f"{a.speaking_rate} syllables per second."
     )
-    return ClueReply(clues=f"{measured} Evidence: {', '.join(evidence) or 'none'}.", emotional_states=audio_states(evidence))
+    return ClueReply(
+        clues=f"{measured} Evidence: {', '.join(evidence) or 'none'}.", emotional_states=audio_states(evidence)
+    )
 
 
 def face_visible(v: VisualSignals | None) -> bool:
@@ -56,7 +76,10 @@ def face_visible(v: VisualSignals | None) -> bool:
 
 def visual_evidence(v: VisualSignals) -> list[str]:
     t = templates().thresholds
-    return ["a smile" if v.smile_ratio >= t["smile_ratio"] else "no smile", "much movement" if v.motion >= t["motion"] else "little movement"]
+    return [
+        "a smile" if v.smile_ratio >= t["smile_ratio"] else "no smile",
+        "much movement" if v.motion >= t["motion"] else "little movement",
+    ]
 
 
 def visual_states(evidence: list[str]) -> list[str]:

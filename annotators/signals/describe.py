@@ -30,7 +30,9 @@ def verdict(subtitle_states: list[str], clue_states: list[str]) -> list[str]:
     return subtitle_states + [s for s in clue_states if s not in subtitle_states and lex.valence(s) in valences]
 
 
-def describe(subtitle: str | None, audio: ClueSet | None, visual: ClueSet | None, signals: ClipSignals | None) -> tuple[str, str]:
+def describe(
+    subtitle: str | None, audio: ClueSet | None, visual: ClueSet | None, signals: ClipSignals | None
+) -> tuple[str, str]:
     """(subtitle analysis, description) in English."""
     s = templates().sentences
     sig = signals or ClipSignals()

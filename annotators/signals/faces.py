@@ -23,7 +23,9 @@ def _cascade(name: str):
 
 def largest_face(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     side = min(gray.shape[:2])
-    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(max(24, side // 8),) * 2)
+    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        gray, scaleFactor=1.1, minNeighbors=5, minSize=(max(24, side // 8),) * 2
+    )
     if len(faces) == 0:
         return None
     return tuple(int(v) for v in max(faces, key=lambda f: f[2] * f[3]))
@@ -32,7 +34,9 @@ def largest_face(gray: np.ndarray) -> tuple[int, int, int, int] | None:
 def smiles(gray: np.ndarray, face: tuple[int, int, int, int]) -> bool:
     x, y, w, h = face
     mouth = gray[y + h // 2 : y + h, x : x + w]  # a smile is searched only in the lower half of the face
-    found = _cascade("haarcascade_smile.xml").detectMultiScale(mouth, scaleFactor=1.7, minNeighbors=20, minSize=(w // 5, h // 10))
+    found = _cascade("haarcascade_smile.xml").detectMultiScale(
+        mouth, scaleFactor=1.7, minNeighbors=20, minSize=(w // 5, h // 10)
+    )
     return len(found) > 0
 
 

@@ -60,7 +60,12 @@ def measure_audio(path: str) -> AudioSignals:
     speech_s = float(mask.sum() * VAD_FRAME_S)
     runs = _runs(mask)
     pauses = sum(1 for (_, end), (start, _) in zip(runs[:-1], runs[1:]) if (start - end) * VAD_FRAME_S >= MIN_PAUSE_S)
-    signals = AudioSignals(seconds=round(seconds, 3), speech_seconds=round(speech_s, 3), speech_ratio=round(speech_s / seconds, 4) if seconds else 0.0, pauses=pauses)
+    signals = AudioSignals(
+        seconds=round(seconds, 3),
+        speech_seconds=round(speech_s, 3),
+        speech_ratio=round(speech_s / seconds, 4) if seconds else 0.0,
+        pauses=pauses,
+    )
     if speech_s < 0.2 or float(np.abs(samples).max(initial=0)) == 0:
         return signals
 

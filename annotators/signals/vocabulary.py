@@ -13,7 +13,9 @@ TEMPLATES_PATH = Path(__file__).with_name("templates.toml")
 _NEGATION = re.compile(r"\b(?:not|no|never|without|hardly|n't)\b(?:\W+\w+){0,2}\W*$", re.IGNORECASE)
 # Sentences that state a conclusion; when a text has one, its labels are read from the last.
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")  # lower-cased text; hyphens separate words
-_CONCLUSION = re.compile(r"^(?:taken together|overall|in summary|in conclusion|therefore|thus|in short)\b", re.IGNORECASE)
+_CONCLUSION = re.compile(
+    r"^(?:taken together|overall|in summary|in conclusion|therefore|thus|in short)\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,9 @@ class Lexicon:
     @cache  # noqa: B019 - a lexicon lives as long as the process; built once per flag, not per text
     def _matcher(self, cues: bool) -> tuple[dict[str, str], int]:
         """Entries keyed by their words joined with single spaces, and the longest entry's length."""
-        table = {" ".join(_WORD.findall(w)): head for w, head in (self.head_of | (self.cue_head_of if cues else {})).items()}
+        table = {
+            " ".join(_WORD.findall(w)): head for w, head in (self.head_of | (self.cue_head_of if cues else {})).items()
+        }
         return table, max(len(k.split()) for k in table)
 
     def labels_in(self, text: str, cues: bool = False) -> list[str]:
@@ -92,7 +96,16 @@ class Lexicon:
 @cache
 def lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    groups = tuple(Group(g["head"], g["zh"], g["valence"], tuple(w.lower() for w in g["words"]), tuple(c.lower() for c in g.get("cues", []))) for g in data["group"])
+    groups = tuple(
+        Group(
+            g["head"],
+            g["zh"],
+            g["valence"],
+            tuple(w.lower() for w in g["words"]),
+            tuple(c.lower() for c in g.get("cues", [])),
+        )
+        for g in data["group"]
+    )
     return Lexicon(data["version"], groups)
 
 

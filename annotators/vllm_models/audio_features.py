@@ -20,7 +20,9 @@ __all__ = ["kaldi_fbank", "prepare_clip"]
 SAMPLE_RATE = 16000
 
 
-def prepare_clip(audio: np.ndarray, min_seconds: float = 1.0, max_seconds: float = 30.0, sr: int = SAMPLE_RATE) -> np.ndarray:
+def prepare_clip(
+    audio: np.ndarray, min_seconds: float = 1.0, max_seconds: float = 30.0, sr: int = SAMPLE_RATE
+) -> np.ndarray:
     """The authors' `prepare_one_sample`: pad to at least `min_seconds` (zeros at the end), cut at `max_seconds`."""
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if len(audio) < int(sr * min_seconds):
@@ -34,7 +36,9 @@ def _mel(freq: torch.Tensor | float):
     return 1127.0 * math.log1p(freq / 700.0)
 
 
-def _mel_banks(num_bins: int, padded_window: int, sample_rate: float, low_freq: float = 20.0, high_freq: float = 0.0) -> torch.Tensor:
+def _mel_banks(
+    num_bins: int, padded_window: int, sample_rate: float, low_freq: float = 20.0, high_freq: float = 0.0
+) -> torch.Tensor:
     """Kaldi's triangular mel filters, (num_bins, padded_window // 2 + 1); the Nyquist column is zero."""
     num_fft_bins = padded_window // 2
     nyquist = 0.5 * sample_rate
@@ -52,8 +56,13 @@ def _mel_banks(num_bins: int, padded_window: int, sample_rate: float, low_freq: 
     return torch.nn.functional.pad(banks, (0, 1))
 
 
-def kaldi_fbank(waveform: torch.Tensor, num_mel_bins: int = 128, sample_frequency: float = 16000.0,
-                frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0) -> torch.Tensor:
+def kaldi_fbank(
+    waveform: torch.Tensor,
+    num_mel_bins: int = 128,
+    sample_frequency: float = 16000.0,
+    frame_length_ms: float = 25.0,
+    frame_shift_ms: float = 10.0,
+) -> torch.Tensor:
     """Kaldi filter-bank features of a 1-D waveform, (frames, num_mel_bins), with torchaudio's defaults:
     no dither, DC offset removed, pre-emphasis 0.97, Povey window, FFT size rounded up to a power of
     two, power spectrum, 20 Hz..Nyquist, log with float epsilon floor, snip_edges."""

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from transformers import BatchFeature, CLIPImageProcessor, CLIPVisionModel
-
 from vllm.config import VllmConfig
 from vllm.config.multimodal import MultiModalDummyOptions
 from vllm.inputs import MultiModalDataDict
@@ -50,6 +49,7 @@ IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER = "<image>", "<video>"
 
 # --- token merging ----------------------------------------------------------------------------------
 
+
 def dpc_knn(x: torch.Tensor, cluster_num: int, k: int) -> torch.Tensor:
     """Density-peaks clustering with k-nearest-neighbour density: (B, N, C) -> cluster index (B, N)."""
     b, n, c = x.shape
@@ -62,18 +62,24 @@ def dpc_knn(x: torch.Tensor, cluster_num: int, k: int) -> torch.Tensor:
     centres = torch.topk(parent_dist * density, k=cluster_num, dim=-1).indices  # (B, cluster_num)
     to_centre = torch.gather(dist, 1, centres[:, :, None].expand(b, cluster_num, n))  # (B, cluster_num, N)
     idx = to_centre.argmin(dim=1)
-    idx.scatter_(1, centres, torch.arange(cluster_num, device=x.device).expand(b, cluster_num))  # centres keep their own
+    idx.scatter_(
+        1, centres, torch.arange(cluster_num, device=x.device).expand(b, cluster_num)
+    )  # centres keep their own
     return idx
 
 
 def merge_clusters(x: torch.Tensor, idx: torch.Tensor, cluster_num: int) -> torch.Tensor:
     """Mean of each cluster's tokens (uniform token weights, the authors' 1e-6 in the denominator)."""
     b, n, c = x.shape
-    counts = torch.zeros(b, cluster_num, 1, dtype=x.dtype, device=x.device).scatter_add_(1, idx[..., None], x.new_ones(b, n, 1))
+    counts = torch.zeros(b, cluster_num, 1, dtype=x.dtype, device=x.device).scatter_add_(
+        1, idx[..., None], x.new_ones(b, n, 1)
+    )
     # Weight each token, then sum (the authors' order of operations: the clustering that follows is
     # discrete, and near-ties among a thousand tokens flip on the last bit of a differently rounded mean).
     weights = 1.0 / torch.gather(counts + 1e-6, 1, idx[..., None])
-    return torch.zeros(b, cluster_num, c, dtype=x.dtype, device=x.device).scatter_add_(1, idx[..., None].expand(b, n, c), x * weights)
+    return torch.zeros(b, cluster_num, c, dtype=x.dtype, device=x.device).scatter_add_(
+        1, idx[..., None].expand(b, n, c), x * weights
+    )
 
 
 def cluster_count(n: int, rate: float) -> int:
@@ -141,6 +147,7 @@ def build_projector(config: ChatUniViConfig) -> nn.Module:
 
 # --- vLLM multimodal processing ---------------------------------------------------------------------
 
+
 class ChatUniViProcessingInfo(BaseProcessingInfo):
     def get_hf_config(self) -> ChatUniViConfig:
         return self.ctx.get_hf_config(ChatUniViConfig)
@@ -156,21 +163,35 @@ class ChatUniViProcessingInfo(BaseProcessingInfo):
     def merger(self) -> TokenMerger:
         return TokenMerger(self.get_hf_config())
 
-    def get_mm_max_tokens_per_item(self, seq_len: int, mm_counts: Mapping[str, int] | None = None) -> Mapping[str, int]:
+    def get_mm_max_tokens_per_item(
+        self, seq_len: int, mm_counts: Mapping[str, int] | None = None
+    ) -> Mapping[str, int]:
         merger = self.merger()
-        return {"image": merger.tokens_for_frames(1), "video": merger.tokens_for_frames(self.get_hf_config().max_frames)}
+        return {
+            "image": merger.tokens_for_frames(1),
+            "video": merger.tokens_for_frames(self.get_hf_config().max_frames),
+        }
 
 
 class ChatUniViDummyInputsBuilder(BaseDummyInputsBuilder[ChatUniViProcessingInfo]):
     def get_dummy_text(self, mm_counts: Mapping[str, int]) -> str:
         return IMAGE_PLACEHOLDER * mm_counts.get("image", 0) + VIDEO_PLACEHOLDER * mm_counts.get("video", 0)
 
-    def get_dummy_mm_data(self, seq_len: int, mm_counts: Mapping[str, int], mm_options: MultiModalDummyOptions) -> MultiModalDataDict:
+    def get_dummy_mm_data(
+        self, seq_len: int, mm_counts: Mapping[str, int], mm_options: MultiModalDummyOptions
+    ) -> MultiModalDataDict:
         size = self.info.get_hf_config().vision_config.image_size
         return {
-            "image": self._get_dummy_images(width=size, height=size, num_images=mm_counts.get("image", 0), overrides=mm_options.get("image")),
-            "video": self._get_dummy_videos(width=size, height=size, num_frames=self.info.get_hf_config().max_frames,
-                                            num_videos=mm_counts.get("video", 0), overrides=mm_options.get("video")),
+            "image": self._get_dummy_images(
+                width=size, height=size, num_images=mm_counts.get("image", 0), overrides=mm_options.get("image")
+            ),
+            "video": self._get_dummy_videos(
+                width=size,
+                height=size,
+                num_frames=self.info.get_hf_config().max_frames,
+                num_videos=mm_counts.get("video", 0),
+                overrides=mm_options.get("video"),
+            ),
         }
 
 
@@ -187,7 +208,9 @@ class ChatUniViMultiModalProcessor(BaseMultiModalProcessor[ChatUniViProcessingIn
         out: dict[str, torch.Tensor] = {}
         images = hf_data.get("images") or []
         if images:
-            out["pixel_values"] = torch.from_numpy(np.stack([proc(img, return_tensors="np")["pixel_values"][0] for img in images]))
+            out["pixel_values"] = torch.from_numpy(
+                np.stack([proc(img, return_tensors="np")["pixel_values"][0] for img in images])
+            )
         videos = hf_data.get("videos") or []
         if videos:
             frames, sizes = [], []
@@ -201,7 +224,9 @@ class ChatUniViMultiModalProcessor(BaseMultiModalProcessor[ChatUniViProcessingIn
             out["video_num_frames"] = torch.tensor(sizes, dtype=torch.long)
         return BatchFeature(out)
 
-    def _get_mm_fields_config(self, hf_inputs: BatchFeature, hf_processor_mm_kwargs: Mapping[str, object]) -> Mapping[str, MultiModalFieldConfig]:
+    def _get_mm_fields_config(
+        self, hf_inputs: BatchFeature, hf_processor_mm_kwargs: Mapping[str, object]
+    ) -> Mapping[str, MultiModalFieldConfig]:
         sizes = hf_inputs.get("video_num_frames", torch.empty(0, dtype=torch.long))
         return dict(
             pixel_values=MultiModalFieldConfig.batched("image"),
@@ -209,8 +234,12 @@ class ChatUniViMultiModalProcessor(BaseMultiModalProcessor[ChatUniViProcessingIn
             video_num_frames=MultiModalFieldConfig.batched("video", keep_on_cpu=True),
         )
 
-    def _get_prompt_updates(self, mm_items: MultiModalDataItems, hf_processor_mm_kwargs: Mapping[str, object],
-                            out_mm_kwargs: MultiModalKwargsItems) -> Sequence[PromptUpdate]:
+    def _get_prompt_updates(
+        self,
+        mm_items: MultiModalDataItems,
+        hf_processor_mm_kwargs: Mapping[str, object],
+        out_mm_kwargs: MultiModalKwargsItems,
+    ) -> Sequence[PromptUpdate]:
         config, merger = self.info.get_hf_config(), self.info.merger()
         data = out_mm_kwargs.get_data()
 
@@ -218,15 +247,21 @@ class ChatUniViMultiModalProcessor(BaseMultiModalProcessor[ChatUniViProcessingIn
             return [config.video_token_index] * merger.tokens_for_frames(int(data["video_num_frames"][i]))
 
         return [
-            PromptReplacement(modality="image", target=[config.image_token_index],
-                              replacement=[config.image_token_index] * merger.tokens_for_frames(1)),
+            PromptReplacement(
+                modality="image",
+                target=[config.image_token_index],
+                replacement=[config.image_token_index] * merger.tokens_for_frames(1),
+            ),
             PromptReplacement(modality="video", target=[config.video_token_index], replacement=video_tokens),
         ]
 
 
 # --- the model --------------------------------------------------------------------------------------
 
-@MULTIMODAL_REGISTRY.register_processor(ChatUniViMultiModalProcessor, info=ChatUniViProcessingInfo, dummy_inputs=ChatUniViDummyInputsBuilder)
+
+@MULTIMODAL_REGISTRY.register_processor(
+    ChatUniViMultiModalProcessor, info=ChatUniViProcessingInfo, dummy_inputs=ChatUniViDummyInputsBuilder
+)
 class ChatUniViForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP):
     @classmethod
     def get_placeholder_str(cls, modality: str, i: int) -> str | None:
@@ -246,7 +281,9 @@ class ChatUniViForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsP
             self.multi_modal_projector = build_projector(config)
         with self._mark_language_model(vllm_config):
             self.language_model = init_vllm_registered_model(
-                vllm_config=vllm_config, hf_config=config.text_config, prefix=maybe_prefix(prefix, "language_model"),
+                vllm_config=vllm_config,
+                hf_config=config.text_config,
+                prefix=maybe_prefix(prefix, "language_model"),
                 architectures=["LlamaForCausalLM"],
             )
         self.make_empty_intermediate_tensors = self.language_model.make_empty_intermediate_tensors
@@ -261,7 +298,9 @@ class ChatUniViForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsP
         out: list[torch.Tensor] = []
         # vLLM orders items by their place in the prompt only per modality; one modality per request here.
         if (pixels := kwargs.get("pixel_values")) is not None:
-            feats = self.patch_features(torch.as_tensor(pixels) if not isinstance(pixels, list) else torch.stack(pixels))
+            feats = self.patch_features(
+                torch.as_tensor(pixels) if not isinstance(pixels, list) else torch.stack(pixels)
+            )
             out += [self.multi_modal_projector(m) for m in self.merger.image(feats)]
         if (frames := kwargs.get("pixel_values_videos")) is not None:
             sizes = [int(n) for n in kwargs["video_num_frames"]]
@@ -272,8 +311,14 @@ class ChatUniViForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsP
                 out.append(self.multi_modal_projector(merged))
         return tuple(out)
 
-    def forward(self, input_ids: torch.Tensor | None, positions: torch.Tensor, intermediate_tensors: IntermediateTensors | None = None,
-                inputs_embeds: torch.Tensor | None = None, **kwargs: object) -> torch.Tensor | IntermediateTensors:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        positions: torch.Tensor,
+        intermediate_tensors: IntermediateTensors | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: object,
+    ) -> torch.Tensor | IntermediateTensors:
         if intermediate_tensors is not None:
             inputs_embeds = None
         return self.language_model.model(input_ids, positions, intermediate_tensors, inputs_embeds=inputs_embeds)

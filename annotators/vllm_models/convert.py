@@ -71,6 +71,7 @@ _IGNORED = (
 
 # --- reading checkpoints ----------------------------------------------------------------------------
 
+
 def load_hf_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a Hugging Face model directory (safetensors, else PyTorch .bin), shards merged."""
     files = sorted(model_dir.glob("*.safetensors"))
@@ -124,7 +125,9 @@ def convert_beats(sd: dict[str, torch.Tensor], layers: int) -> dict[str, torch.T
                 raise ValueError(f"{key} differs from layer 0's table; BEATs shares one table")
             continue
         out[key] = value
-    out["encoder.pos_conv.weight"] = fold_weight_norm(sd["encoder.pos_conv.0.weight_g"], sd["encoder.pos_conv.0.weight_v"], dim=2)
+    out["encoder.pos_conv.weight"] = fold_weight_norm(
+        sd["encoder.pos_conv.0.weight_g"], sd["encoder.pos_conv.0.weight_v"], dim=2
+    )
     out["encoder.pos_conv.bias"] = sd["encoder.pos_conv.0.bias"]
     return out
 
@@ -133,11 +136,17 @@ def qformer_config_from(ckpt: dict[str, torch.Tensor], heads: int) -> dict:
     layers = {int(m[1]) for k in ckpt if (m := re.match(r"speech_Qformer\.bert\.encoder\.layer\.(\d+)\.", k))}
     hidden = ckpt["speech_query_tokens"].shape[-1]
     inter = ckpt["speech_Qformer.bert.encoder.layer.0.intermediate_query.dense.weight"].shape[0]
-    return {"hidden_size": hidden, "num_hidden_layers": len(layers), "num_attention_heads": heads,
-            "intermediate_size": inter, "layer_norm_eps": 1e-12}
+    return {
+        "hidden_size": hidden,
+        "num_hidden_layers": len(layers),
+        "num_attention_heads": heads,
+        "intermediate_size": inter,
+        "layer_norm_eps": 1e-12,
+    }
 
 
 # --- writing ----------------------------------------------------------------------------------------
+
 
 def save_sharded(tensors: dict[str, torch.Tensor], out_dir: Path, shard_bytes: int = 4 << 30) -> None:
     shards: list[dict[str, torch.Tensor]] = [{}]
@@ -157,9 +166,11 @@ def save_sharded(tensors: dict[str, torch.Tensor], out_dir: Path, shard_bytes: i
     for i, shard in enumerate(shards, 1):
         name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
         save_file(shard, out_dir / name, metadata={"format": "pt"})
-        weight_map.update({k: name for k in shard})
+        weight_map.update(dict.fromkeys(shard, name))
     total = sum(t.numel() * t.element_size() for t in tensors.values())
-    (out_dir / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    (out_dir / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
 
 
 def _cast(tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -175,8 +186,18 @@ def _fresh(out_dir: Path) -> Path:
 
 # --- SALMONN ----------------------------------------------------------------------------------------
 
-def convert_salmonn(ckpt: Path, vicuna: Path, whisper: Path, beats: Path, out_dir: Path, *, lora_alpha: float = 32.0,
-                    qformer_heads: int = 12, dtype: str = "float16") -> Path:
+
+def convert_salmonn(
+    ckpt: Path,
+    vicuna: Path,
+    whisper: Path,
+    beats: Path,
+    out_dir: Path,
+    *,
+    lora_alpha: float = 32.0,
+    qformer_heads: int = 12,
+    dtype: str = "float16",
+) -> Path:
     """One directory with SalmonnForConditionalGeneration: LoRA merged, encoders and Q-Former renamed."""
     ckpt, vicuna, whisper, beats, out_dir = map(Path, (ckpt, vicuna, whisper, beats, out_dir))
     trained = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -198,7 +219,9 @@ def convert_salmonn(ckpt: Path, vicuna: Path, whisper: Path, beats: Path, out_di
     beats_ckpt = torch.load(beats, map_location="cpu", weights_only=True)
     beats_cfg = {k: beats_ckpt["cfg"][k] for k in SALMONN_BEATS_DEFAULTS if k in beats_ckpt["cfg"]}
     beats_cfg = {**SALMONN_BEATS_DEFAULTS, **beats_cfg}
-    tensors.update({f"beats.{k}": v for k, v in convert_beats(beats_ckpt["model"], beats_cfg["encoder_layers"]).items()})
+    tensors.update(
+        {f"beats.{k}": v for k, v in convert_beats(beats_ckpt["model"], beats_cfg["encoder_layers"]).items()}
+    )
 
     rest = {k: v for k, v in trained.items() if not k.startswith("llama_model.")}
     known = ("speech_Qformer.bert.", "speech_query_tokens", "speech_llama_proj.", "ln_speech.", "ln_audio.")
@@ -214,7 +237,9 @@ def convert_salmonn(ckpt: Path, vicuna: Path, whisper: Path, beats: Path, out_di
     tokenizer.add_special_tokens({"additional_special_tokens": [SPEECH_TOKEN]})
     speech_id = tokenizer.convert_tokens_to_ids(SPEECH_TOKEN)
     if speech_id != text_cfg.vocab_size:
-        raise ValueError(f"{SPEECH_TOKEN} got id {speech_id}; expected the first id after the LM vocabulary ({text_cfg.vocab_size})")
+        raise ValueError(
+            f"{SPEECH_TOKEN} got id {speech_id}; expected the first id after the LM vocabulary ({text_cfg.vocab_size})"
+        )
     # One more row in the embedding table and the LM head, so the placeholder id is inside the model's
     # vocabulary like every token the tokenizer can produce (vLLM gathers prompt logprobs by token id,
     # and sizes structured-output masks by the vocabulary). The embedding row is never read (vLLM puts the
@@ -235,9 +260,13 @@ def convert_salmonn(ckpt: Path, vicuna: Path, whisper: Path, beats: Path, out_di
 
     whisper_cfg = WhisperConfig.from_pretrained(whisper)
     config = SalmonnConfig(
-        text_config=text_cfg.to_dict(), whisper_config=whisper_cfg.to_dict(), beats_config=beats_cfg,
-        qformer_config=qformer_config_from(rest, qformer_heads), speech_token_index=speech_id,
-        architectures=["SalmonnForConditionalGeneration"], dtype=dtype,
+        text_config=text_cfg.to_dict(),
+        whisper_config=whisper_cfg.to_dict(),
+        beats_config=beats_cfg,
+        qformer_config=qformer_config_from(rest, qformer_heads),
+        speech_token_index=speech_id,
+        architectures=["SalmonnForConditionalGeneration"],
+        dtype=dtype,
         conversion={"source": ckpt.name, "lora_pairs_merged": merged, "lora_alpha": lora_alpha},
     )
     config.save_pretrained(out_dir)
@@ -317,7 +346,8 @@ def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "f
             tensors[name] = torch.cat([w, w.new_zeros(vocab + 2 - w.shape[0], w.shape[1])])
     text_cfg["vocab_size"] = vocab + 2
     config = ChatUniViConfig(
-        text_config=text_cfg, vision_config=vision_cfg.to_dict(),
+        text_config=text_cfg,
+        vision_config=vision_cfg.to_dict(),
         mm_vision_select_layer=raw.get("mm_vision_select_layer", -2),
         mm_vision_select_feature=raw.get("mm_vision_select_feature", "patch"),
         mm_projector_type=raw.get("mm_projector_type", "linear"),
@@ -328,7 +358,8 @@ def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "f
         cluster_knn=5,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
-        architectures=["ChatUniViForConditionalGeneration"], dtype=dtype,
+        architectures=["ChatUniViForConditionalGeneration"],
+        dtype=dtype,
     )
     config.save_pretrained(out_dir)
     from transformers import CLIPImageProcessor
@@ -339,7 +370,9 @@ def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "f
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m annotators.vllm_models.convert", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m annotators.vllm_models.convert", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="model", required=True)
     s = sub.add_parser("salmonn", help="salmonn_*.pth + Vicuna + Whisper + BEATs -> one directory")
     s.add_argument("--ckpt", required=True, type=Path)
@@ -347,7 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--whisper", required=True, type=Path)
     s.add_argument("--beats", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--lora-alpha", type=float, default=32.0, help="the training config's lora_alpha (32 in the release)")
+    s.add_argument(
+        "--lora-alpha", type=float, default=32.0, help="the training config's lora_alpha (32 in the release)"
+    )
     s.add_argument("--qformer-heads", type=int, default=12, help="bert-base-uncased: 12")
     s.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     c = sub.add_parser("chat-univi", help="Chat-UniVi repo + CLIP ViT-L/14 -> one directory")
@@ -357,8 +392,16 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     args = parser.parse_args(argv)
     if args.model == "salmonn":
-        out = convert_salmonn(args.ckpt, args.vicuna, args.whisper, args.beats, args.out, lora_alpha=args.lora_alpha,
-                              qformer_heads=args.qformer_heads, dtype=args.dtype)
+        out = convert_salmonn(
+            args.ckpt,
+            args.vicuna,
+            args.whisper,
+            args.beats,
+            args.out,
+            lora_alpha=args.lora_alpha,
+            qformer_heads=args.qformer_heads,
+            dtype=args.dtype,
+        )
     else:
         out = convert_chat_univi(args.repo, args.clip, args.out, dtype=args.dtype)
     print(out)

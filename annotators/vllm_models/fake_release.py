@@ -15,18 +15,46 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, WhisperConfig, WhisperFeatureExtractor, WhisperModel
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperModel,
+)
 
 __all__ = ["TINY_BEATS", "TINY_QFORMER", "write_salmonn_release"]
 
 TINY_BEATS = {
-    "input_patch_size": 16, "embed_dim": 32, "conv_bias": False, "encoder_layers": 2, "encoder_embed_dim": 64,
-    "encoder_ffn_embed_dim": 128, "encoder_attention_heads": 2, "activation_fn": "gelu", "layer_norm_first": False,
-    "deep_norm": True, "conv_pos": 16, "conv_pos_groups": 4, "relative_position_embedding": True, "num_buckets": 320,
-    "max_distance": 800, "gru_rel_pos": True, "finetuned_model": True, "predictor_class": 527,
-    "dropout": 0.1, "attention_dropout": 0.1,
+    "input_patch_size": 16,
+    "embed_dim": 32,
+    "conv_bias": False,
+    "encoder_layers": 2,
+    "encoder_embed_dim": 64,
+    "encoder_ffn_embed_dim": 128,
+    "encoder_attention_heads": 2,
+    "activation_fn": "gelu",
+    "layer_norm_first": False,
+    "deep_norm": True,
+    "conv_pos": 16,
+    "conv_pos_groups": 4,
+    "relative_position_embedding": True,
+    "num_buckets": 320,
+    "max_distance": 800,
+    "gru_rel_pos": True,
+    "finetuned_model": True,
+    "predictor_class": 527,
+    "dropout": 0.1,
+    "attention_dropout": 0.1,
 }
-TINY_QFORMER = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128, "layer_norm_eps": 1e-12}
+TINY_QFORMER = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "layer_norm_eps": 1e-12,
+}
 LORA_RANK = 8
 
 _CORPUS = [
@@ -43,10 +71,16 @@ def _vicuna_tokenizer(vocab_size: int = 600) -> PreTrainedTokenizerFast:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     bpe.train_from_iterator(_CORPUS, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", model_max_length=4096)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", model_max_length=4096
+    )
 
 
 def _randn(gen: torch.Generator, *shape: int, std: float | None = None) -> torch.Tensor:
@@ -68,7 +102,12 @@ def _linear(gen: torch.Generator, prefix: str, out: int, inp: int, bias: bool = 
 def beats_state_dict(cfg: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """The BEATs module's state dict (fairseq layout): weight-normed pos_conv, a relative-position
     table that every layer shares (saved under every layer's name), the AudioSet predictor."""
-    e, d, f, h = cfg["embed_dim"], cfg["encoder_embed_dim"], cfg["encoder_ffn_embed_dim"], cfg["encoder_attention_heads"]
+    e, d, f, h = (
+        cfg["embed_dim"],
+        cfg["encoder_embed_dim"],
+        cfg["encoder_ffn_embed_dim"],
+        cfg["encoder_attention_heads"],
+    )
     k, g, p = cfg["conv_pos"], cfg["conv_pos_groups"], cfg["input_patch_size"]
     sd = {"patch_embedding.weight": _randn(gen, e, 1, p, p, std=(p * p) ** -0.5), **_norm(gen, "layer_norm", e)}
     if e != d:
@@ -93,8 +132,15 @@ def beats_state_dict(cfg: dict, gen: torch.Generator) -> dict[str, torch.Tensor]
     return sd
 
 
-def salmonn_ckpt_state_dict(q: dict, enc_width: int, whisper_width: int, beats_width: int, llama: LlamaConfig,
-                            gen: torch.Generator, rank: int = LORA_RANK) -> dict[str, torch.Tensor]:
+def salmonn_ckpt_state_dict(
+    q: dict,
+    enc_width: int,
+    whisper_width: int,
+    beats_width: int,
+    llama: LlamaConfig,
+    gen: torch.Generator,
+    rank: int = LORA_RANK,
+) -> dict[str, torch.Tensor]:
     """What the authors' training saves: trained parameters and every buffer, with their module names."""
     h, inter = q["hidden_size"], q["intermediate_size"]
     sd: dict[str, torch.Tensor] = {"speech_Qformer.bert.embeddings.position_ids": torch.arange(512).unsqueeze(0)}
@@ -137,9 +183,21 @@ def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     tokenizer = _vicuna_tokenizer()
-    llama = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-6,
-                        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, dtype="float32")
+    llama = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+        dtype="float32",
+    )
     vicuna = LlamaForCausalLM(llama).to(torch.float32)
     with torch.no_grad():
         for name, param in vicuna.named_parameters():  # HF's init leaves norms at 1: randomise them too
@@ -152,18 +210,39 @@ def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
     vicuna.save_pretrained(root / "vicuna")
     tokenizer.save_pretrained(root / "vicuna")
 
-    whisper_cfg = WhisperConfig(num_mel_bins=80, d_model=64, encoder_layers=1, encoder_attention_heads=1, encoder_ffn_dim=128,
-                                decoder_layers=1, decoder_attention_heads=1, decoder_ffn_dim=128, max_source_positions=1500,
-                                vocab_size=100, max_target_positions=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                                decoder_start_token_id=1, dtype="float32")
+    whisper_cfg = WhisperConfig(
+        num_mel_bins=80,
+        d_model=64,
+        encoder_layers=1,
+        encoder_attention_heads=1,
+        encoder_ffn_dim=128,
+        decoder_layers=1,
+        decoder_attention_heads=1,
+        decoder_ffn_dim=128,
+        max_source_positions=1500,
+        vocab_size=100,
+        max_target_positions=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        dtype="float32",
+    )
     WhisperModel(whisper_cfg).to(torch.float32).save_pretrained(root / "whisper")
     WhisperFeatureExtractor(feature_size=80, sampling_rate=16000).save_pretrained(root / "whisper")
 
     torch.save({"cfg": dict(TINY_BEATS), "model": beats_state_dict(TINY_BEATS, gen)}, root / "beats.pt")
     enc_width = whisper_cfg.d_model + TINY_BEATS["encoder_embed_dim"]
-    ckpt = salmonn_ckpt_state_dict(TINY_QFORMER, enc_width, whisper_cfg.d_model, TINY_BEATS["encoder_embed_dim"], llama, gen)
+    ckpt = salmonn_ckpt_state_dict(
+        TINY_QFORMER, enc_width, whisper_cfg.d_model, TINY_BEATS["encoder_embed_dim"], llama, gen
+    )
     torch.save({"model": ckpt}, root / "salmonn.pth")
-    return {"ckpt": root / "salmonn.pth", "vicuna": root / "vicuna", "whisper": root / "whisper", "beats": root / "beats.pt"}
+    return {
+        "ckpt": root / "salmonn.pth",
+        "vicuna": root / "vicuna",
+        "whisper": root / "whisper",
+        "beats": root / "beats.pt",
+    }
 
 
 def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
@@ -173,15 +252,35 @@ def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
 
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    clip_cfg = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=2,
-                                image_size=224, patch_size=14, projection_dim=32)
+    clip_cfg = CLIPVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        image_size=224,
+        patch_size=14,
+        projection_dim=32,
+    )
     CLIPVisionModel(clip_cfg).to(torch.float32).save_pretrained(root / "clip")
-    CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(root / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(
+        root / "clip"
+    )
 
     tokenizer = _vicuna_tokenizer()
-    llama = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1,
-                        eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, dtype="float32")
+    llama = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+        dtype="float32",
+    )
     vicuna = LlamaForCausalLM(llama).to(torch.float32)
     with torch.no_grad():
         vicuna.lm_head.weight.normal_(0.0, 3.0 / llama.hidden_size**0.5)
@@ -193,16 +292,35 @@ def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
     from safetensors.torch import load_file, save_file
 
     weights = load_file(repo / "model.safetensors")
-    weights["model.mm_projector.weight"] = torch.randn(llama.hidden_size, clip_cfg.hidden_size) * clip_cfg.hidden_size**-0.5
+    weights["model.mm_projector.weight"] = (
+        torch.randn(llama.hidden_size, clip_cfg.hidden_size) * clip_cfg.hidden_size**-0.5
+    )
     weights["model.mm_projector.bias"] = torch.randn(llama.hidden_size) * 0.05
     save_file(weights, repo / "model.safetensors", metadata={"format": "pt"})
     import json
 
     cfg = json.loads((repo / "config.json").read_text())
-    cfg.update({"model_type": "ChatUniVi", "architectures": ["ChatUniViLlamaForCausalLM"], "mm_vision_tower": "openai/clip-vit-large-patch14",
-                "mm_hidden_size": clip_cfg.hidden_size, "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch",
-                "mm_use_im_start_end": False, "mm_use_im_patch_token": False, "use_mm_proj": True,
-                "config": {"use_cluster": True, "freeze": False, "vision_tune": False, "spatial_cluster_rate0": 64,
-                           "spatial_cluster_rate1": 32, "spatial_cluster_rate2": 16, "temporal_cluster_rate": 0.0625}})
+    cfg.update(
+        {
+            "model_type": "ChatUniVi",
+            "architectures": ["ChatUniViLlamaForCausalLM"],
+            "mm_vision_tower": "openai/clip-vit-large-patch14",
+            "mm_hidden_size": clip_cfg.hidden_size,
+            "mm_vision_select_layer": -2,
+            "mm_vision_select_feature": "patch",
+            "mm_use_im_start_end": False,
+            "mm_use_im_patch_token": False,
+            "use_mm_proj": True,
+            "config": {
+                "use_cluster": True,
+                "freeze": False,
+                "vision_tune": False,
+                "spatial_cluster_rate0": 64,
+                "spatial_cluster_rate1": 32,
+                "spatial_cluster_rate2": 16,
+                "temporal_cluster_rate": 0.0625,
+            },
+        }
+    )
     (repo / "config.json").write_text(json.dumps(cfg, indent=2))
     return {"repo": repo, "clip": root / "clip"}

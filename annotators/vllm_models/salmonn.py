@@ -26,7 +26,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers import BatchFeature, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
 from vllm.config import VllmConfig
 from vllm.config.multimodal import MultiModalDummyOptions
 from vllm.inputs import MultiModalDataDict
@@ -54,10 +53,13 @@ FBANK_MEAN, FBANK_STD = 15.41663, 6.55582
 
 # --- BEATs ------------------------------------------------------------------------------------------
 
+
 class BeatsAttention(nn.Module):
     """BEATs self-attention with the gated relative position bias (gru_rel_pos)."""
 
-    def __init__(self, dim: int, heads: int, num_buckets: int, max_distance: int, has_bias_table: bool, gru_rel_pos: bool) -> None:
+    def __init__(
+        self, dim: int, heads: int, num_buckets: int, max_distance: int, has_bias_table: bool, gru_rel_pos: bool
+    ) -> None:
         super().__init__()
         self.heads, self.head_dim = heads, dim // heads
         self.num_buckets, self.max_distance = num_buckets, max_distance
@@ -77,7 +79,12 @@ class BeatsAttention(nn.Module):
         bucket = (rel > 0).long() * half
         rel = rel.abs()
         exact = half // 2
-        large = exact + (torch.log(rel.float().clamp(min=1) / exact) / math.log(self.max_distance / exact) * (half - exact)).long()
+        large = (
+            exact
+            + (
+                torch.log(rel.float().clamp(min=1) / exact) / math.log(self.max_distance / exact) * (half - exact)
+            ).long()
+        )
         bucket = bucket + torch.where(rel < exact, rel, large.clamp(max=half - 1))
         return self.relative_attention_bias(bucket).permute(2, 0, 1)
 
@@ -101,8 +108,14 @@ class BeatsLayer(nn.Module):
     def __init__(self, cfg: Mapping[str, Any], has_bias_table: bool) -> None:
         super().__init__()
         dim = cfg["encoder_embed_dim"]
-        self.self_attn = BeatsAttention(dim, cfg["encoder_attention_heads"], cfg["num_buckets"], cfg["max_distance"],
-                                        has_bias_table, cfg["gru_rel_pos"])
+        self.self_attn = BeatsAttention(
+            dim,
+            cfg["encoder_attention_heads"],
+            cfg["num_buckets"],
+            cfg["max_distance"],
+            has_bias_table,
+            cfg["gru_rel_pos"],
+        )
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, cfg["encoder_ffn_embed_dim"])
         self.fc2 = nn.Linear(cfg["encoder_ffn_embed_dim"], dim)
@@ -129,10 +142,14 @@ class BeatsEncoder(nn.Module):
         self.post_extract_proj = nn.Linear(cfg["embed_dim"], dim) if cfg["embed_dim"] != dim else None
         self.encoder = nn.Module()
         # Weight norm folded by the converter: one plain convolution weight.
-        self.encoder.pos_conv = nn.Conv1d(dim, dim, cfg["conv_pos"], padding=cfg["conv_pos"] // 2, groups=cfg["conv_pos_groups"])
+        self.encoder.pos_conv = nn.Conv1d(
+            dim, dim, cfg["conv_pos"], padding=cfg["conv_pos"] // 2, groups=cfg["conv_pos_groups"]
+        )
         self.encoder.layer_norm = nn.LayerNorm(dim)
         rel = cfg["relative_position_embedding"]
-        self.encoder.layers = nn.ModuleList(BeatsLayer(cfg, has_bias_table=rel and i == 0) for i in range(cfg["encoder_layers"]))
+        self.encoder.layers = nn.ModuleList(
+            BeatsLayer(cfg, has_bias_table=rel and i == 0) for i in range(cfg["encoder_layers"])
+        )
 
     def fbank(self, wav: torch.Tensor) -> torch.Tensor:
         feats = kaldi_fbank(wav.float() * 2**15, num_mel_bins=128, sample_frequency=SAMPLE_RATE)
@@ -160,6 +177,7 @@ class BeatsEncoder(nn.Module):
 
 # --- Q-Former (BLIP-2 / LAVIS BERT layout, query tokens only) ---------------------------------------
 
+
 class _Attention(nn.Module):
     def __init__(self, hidden: int, heads: int, kv_width: int, eps: float) -> None:
         super().__init__()
@@ -175,7 +193,9 @@ class _Attention(nn.Module):
     def forward(self, x: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         b, t, h = x.shape
         split = lambda y: y.view(b, y.shape[1], self.heads, h // self.heads).transpose(1, 2)  # noqa: E731
-        out = F.scaled_dot_product_attention(split(self.self.query(x)), split(self.self.key(kv)), split(self.self.value(kv)))
+        out = F.scaled_dot_product_attention(
+            split(self.self.query(x)), split(self.self.key(kv)), split(self.self.value(kv))
+        )
         return self.output.LayerNorm(self.output.dense(out.transpose(1, 2).reshape(b, t, h)) + x)
 
 
@@ -207,7 +227,8 @@ class SpeechQFormer(nn.Module):
         self.bert.embeddings.LayerNorm = nn.LayerNorm(hidden, eps=eps)
         self.bert.encoder = nn.Module()
         self.bert.encoder.layer = nn.ModuleList(
-            _QFormerLayer(hidden, cfg["num_attention_heads"], cfg["intermediate_size"], enc_width, eps) for _ in range(cfg["num_hidden_layers"])
+            _QFormerLayer(hidden, cfg["num_attention_heads"], cfg["intermediate_size"], enc_width, eps)
+            for _ in range(cfg["num_hidden_layers"])
         )
 
     def forward(self, queries: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
@@ -218,6 +239,7 @@ class SpeechQFormer(nn.Module):
 
 
 # --- vLLM multimodal processing ---------------------------------------------------------------------
+
 
 def _fields(hf_inputs: Mapping[str, torch.Tensor]) -> Mapping[str, MultiModalFieldConfig]:
     return dict(
@@ -238,14 +260,19 @@ class SalmonnProcessingInfo(BaseProcessingInfo):
         return self._feature_extractor
 
     def get_data_parser(self) -> MultiModalDataParser:
-        return MultiModalDataParser(target_sr=SAMPLE_RATE, target_channels=1,
-                                    expected_hidden_size=self._get_expected_hidden_size(),
-                                    allow_missing_mm_embeddings=self.allow_missing_mm_embeddings)
+        return MultiModalDataParser(
+            target_sr=SAMPLE_RATE,
+            target_channels=1,
+            expected_hidden_size=self._get_expected_hidden_size(),
+            allow_missing_mm_embeddings=self.allow_missing_mm_embeddings,
+        )
 
     def get_supported_mm_limits(self) -> Mapping[str, int | None]:
         return {"audio": None}
 
-    def get_mm_max_tokens_per_item(self, seq_len: int, mm_counts: Mapping[str, int] | None = None) -> Mapping[str, int]:
+    def get_mm_max_tokens_per_item(
+        self, seq_len: int, mm_counts: Mapping[str, int] | None = None
+    ) -> Mapping[str, int]:
         return {"audio": self.get_hf_config().speech_tokens_per_audio}
 
     def speech_token_id(self) -> int:
@@ -256,10 +283,17 @@ class SalmonnDummyInputsBuilder(BaseDummyInputsBuilder[SalmonnProcessingInfo]):
     def get_dummy_text(self, mm_counts: Mapping[str, int]) -> str:
         return f"<Speech>{SPEECH_PLACEHOLDER}</Speech>" * mm_counts.get("audio", 0)
 
-    def get_dummy_mm_data(self, seq_len: int, mm_counts: Mapping[str, int], mm_options: MultiModalDummyOptions) -> MultiModalDataDict:
+    def get_dummy_mm_data(
+        self, seq_len: int, mm_counts: Mapping[str, int], mm_options: MultiModalDummyOptions
+    ) -> MultiModalDataDict:
         seconds = self.info.get_hf_config().max_audio_seconds
-        return {"audio": self._get_dummy_audios(length=int(seconds * SAMPLE_RATE), num_audios=mm_counts.get("audio", 0),
-                                                overrides=mm_options.get("audio"))}
+        return {
+            "audio": self._get_dummy_audios(
+                length=int(seconds * SAMPLE_RATE),
+                num_audios=mm_counts.get("audio", 0),
+                overrides=mm_options.get("audio"),
+            )
+        }
 
 
 class SalmonnMultiModalProcessor(BaseMultiModalProcessor[SalmonnProcessingInfo]):
@@ -275,14 +309,25 @@ class SalmonnMultiModalProcessor(BaseMultiModalProcessor[SalmonnProcessingInfo])
             feats.append(extractor(clip, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features"][0])
             wavs.append(np.pad(clip, (0, max_len - len(clip))))
             lens.append(len(clip))
-        return BatchFeature({"input_features": torch.from_numpy(np.stack(feats)), "raw_wav": torch.from_numpy(np.stack(wavs)),
-                             "raw_wav_len": torch.tensor(lens, dtype=torch.long)})
+        return BatchFeature(
+            {
+                "input_features": torch.from_numpy(np.stack(feats)),
+                "raw_wav": torch.from_numpy(np.stack(wavs)),
+                "raw_wav_len": torch.tensor(lens, dtype=torch.long),
+            }
+        )
 
-    def _get_mm_fields_config(self, hf_inputs: BatchFeature, hf_processor_mm_kwargs: Mapping[str, object]) -> Mapping[str, MultiModalFieldConfig]:
+    def _get_mm_fields_config(
+        self, hf_inputs: BatchFeature, hf_processor_mm_kwargs: Mapping[str, object]
+    ) -> Mapping[str, MultiModalFieldConfig]:
         return _fields(hf_inputs)
 
-    def _get_prompt_updates(self, mm_items: MultiModalDataItems, hf_processor_mm_kwargs: Mapping[str, object],
-                            out_mm_kwargs: MultiModalKwargsItems) -> Sequence[PromptUpdate]:
+    def _get_prompt_updates(
+        self,
+        mm_items: MultiModalDataItems,
+        hf_processor_mm_kwargs: Mapping[str, object],
+        out_mm_kwargs: MultiModalKwargsItems,
+    ) -> Sequence[PromptUpdate]:
         token = self.info.speech_token_id()
         count = self.info.get_hf_config().speech_tokens_per_audio
         return [PromptReplacement(modality="audio", target=[token], replacement=[token] * count)]
@@ -290,7 +335,10 @@ class SalmonnMultiModalProcessor(BaseMultiModalProcessor[SalmonnProcessingInfo])
 
 # --- the model --------------------------------------------------------------------------------------
 
-@MULTIMODAL_REGISTRY.register_processor(SalmonnMultiModalProcessor, info=SalmonnProcessingInfo, dummy_inputs=SalmonnDummyInputsBuilder)
+
+@MULTIMODAL_REGISTRY.register_processor(
+    SalmonnMultiModalProcessor, info=SalmonnProcessingInfo, dummy_inputs=SalmonnDummyInputsBuilder
+)
 class SalmonnForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP):
     @classmethod
     def get_placeholder_str(cls, modality: str, i: int) -> str | None:
@@ -315,7 +363,9 @@ class SalmonnForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP)
             self.speech_llama_proj = nn.Linear(qhidden, config.text_config.hidden_size)
         with self._mark_language_model(vllm_config):
             self.language_model = init_vllm_registered_model(
-                vllm_config=vllm_config, hf_config=config.text_config, prefix=maybe_prefix(prefix, "language_model"),
+                vllm_config=vllm_config,
+                hf_config=config.text_config,
+                prefix=maybe_prefix(prefix, "language_model"),
                 architectures=["LlamaForCausalLM"],
             )
         self.make_empty_intermediate_tensors = self.language_model.make_empty_intermediate_tensors
@@ -344,8 +394,14 @@ class SalmonnForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP)
         wavs, lens = kwargs.pop("raw_wav"), kwargs.pop("raw_wav_len")
         return tuple(self.encode_audio(f, w[: int(n)]) for f, w, n in zip(feats, wavs, lens))
 
-    def forward(self, input_ids: torch.Tensor | None, positions: torch.Tensor, intermediate_tensors: IntermediateTensors | None = None,
-                inputs_embeds: torch.Tensor | None = None, **kwargs: object) -> torch.Tensor | IntermediateTensors:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        positions: torch.Tensor,
+        intermediate_tensors: IntermediateTensors | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: object,
+    ) -> torch.Tensor | IntermediateTensors:
         if intermediate_tensors is not None:
             inputs_embeds = None
         return self.language_model.model(input_ids, positions, intermediate_tensors, inputs_embeds=inputs_embeds)

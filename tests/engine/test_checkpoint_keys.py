@@ -96,7 +96,10 @@ def test_an_unchanged_run_answers_nothing_anew(models, clips, tmp_path):
         (lambda url: {"visual_clue": {"sampling": Sampling(temperature=0.7)}}, {"visual_clue": 2}),
         (lambda url: {"audio_clue": {"media": MediaTransport.audio_url}}, {"audio_clue": 2}),
         # One role serves two stages: both re-run (the Chinese-only clip's subtitle translation too).
-        (lambda url: {"translation": {"sampling": Sampling(max_tokens=300)}}, {"translation": 2, "subtitle_translation": 1}),
+        (
+            lambda url: {"translation": {"sampling": Sampling(max_tokens=300)}},
+            {"translation": 2, "subtitle_translation": 1},
+        ),
         # Media settings: only the stages that look at that medium, and the measurements.
         (lambda url: {"media": {"max_frames": 3}}, {"signals": 2, "visual_clue": 2}),
         (lambda url: {"media": {"audio_sample_rate": 8000}}, {"signals": 2, "audio_clue": 2}),
@@ -131,7 +134,9 @@ def test_an_edited_prompt_file_re_runs_only_its_stage(models, clips, tmp_path):
     shutil.copy(PROMPT_DIR / "labels.toml", edited)
     records = [clips["talking"]]
     build(lineup(models.server.url, labels={"prompt": str(edited)}), tmp_path, records)
-    edited.write_text(edited.read_text().replace("extract emotion labels precisely", "extract emotion labels carefully"))
+    edited.write_text(
+        edited.read_text().replace("extract emotion labels precisely", "extract emotion labels carefully")
+    )
     from annotators.prompts import load_prompt
 
     load_prompt.cache_clear()  # a new run reads the file anew

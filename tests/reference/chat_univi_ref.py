@@ -61,7 +61,13 @@ def merge_tokens(token_dict, idx_cluster, cluster_num, token_weight):
     x_merged = x_merged.reshape(B, cluster_num, C)
     idx_token_new = index_points(idx_cluster[..., None], idx_token).squeeze(-1)
     weight_t = index_points(norm_weight, idx_token)
-    return {"x": x_merged, "token_num": cluster_num, "idx_token": idx_token_new, "agg_weight": agg_weight * weight_t, "mask": None}
+    return {
+        "x": x_merged,
+        "token_num": cluster_num,
+        "idx_token": idx_token_new,
+        "agg_weight": agg_weight * weight_t,
+        "mask": None,
+    }
 
 
 class CTM:
@@ -86,8 +92,13 @@ def block(inputs):  # TCBlock: returns the merged (query) dict
 
 
 def new_dict(x):
-    return {"x": x, "token_num": x.size(1), "idx_token": torch.arange(x.size(1))[None, :].repeat(x.size(0), 1),
-            "agg_weight": x.new_ones(x.size(0), x.size(1), 1), "mask": None}
+    return {
+        "x": x,
+        "token_num": x.size(1),
+        "idx_token": torch.arange(x.size(1))[None, :].repeat(x.size(0), 1),
+        "agg_weight": x.new_ones(x.size(0), x.size(1), 1),
+        "mask": None,
+    }
 
 
 def project(image_features, input_type, rates=(64, 32, 16), temporal=1 / 16, noise=0.0):
@@ -120,6 +131,7 @@ def project(image_features, input_type, rates=(64, 32, 16), temporal=1 / 16, noi
 
 
 # --- the whole model --------------------------------------------------------------------------------
+
 
 class ReferenceChatUniVi:
     """Chat-UniVi's forward pass over the unconverted release: transformers' CLIP vision tower (hidden

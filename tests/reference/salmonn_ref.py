@@ -36,7 +36,14 @@ import soundfile as sf
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import AutoTokenizer, Blip2QFormerConfig, Blip2QFormerModel, LlamaForCausalLM, WhisperFeatureExtractor, WhisperModel
+from transformers import (
+    AutoTokenizer,
+    Blip2QFormerConfig,
+    Blip2QFormerModel,
+    LlamaForCausalLM,
+    WhisperFeatureExtractor,
+    WhisperModel,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "USER: <Speech><SpeechHere></Speech> {}\nASSISTANT:"
@@ -60,12 +67,18 @@ def torchaudio_kaldi():
 
 # --- BEATs, fairseq layout --------------------------------------------------------------------------
 
+
 class RefBeatsAttention(nn.Module):
     def __init__(self, d, h, num_buckets, max_distance, gru):
         super().__init__()
         self.h, self.hd, self.num_buckets, self.max_distance, self.gru = h, d // h, num_buckets, max_distance, gru
         self.scaling = self.hd**-0.5
-        self.k_proj, self.v_proj, self.q_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (
+            nn.Linear(d, d),
+            nn.Linear(d, d),
+            nn.Linear(d, d),
+            nn.Linear(d, d),
+        )
         self.relative_attention_bias = nn.Embedding(num_buckets, h)
         if gru:
             self.grep_linear = nn.Linear(self.hd, 8)
@@ -77,7 +90,9 @@ class RefBeatsAttention(nn.Module):
         rel = torch.abs(rel)
         max_exact = nb // 2
         is_small = rel < max_exact
-        large = max_exact + (torch.log(rel.float() / max_exact) / math.log(self.max_distance / max_exact) * (nb - max_exact)).to(torch.long)
+        large = max_exact + (
+            torch.log(rel.float() / max_exact) / math.log(self.max_distance / max_exact) * (nb - max_exact)
+        ).to(torch.long)
         large = torch.min(large, torch.full_like(large, nb - 1))
         return out + torch.where(is_small, rel, large)
 
@@ -111,7 +126,9 @@ class RefBeatsLayer(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         d = cfg["encoder_embed_dim"]
-        self.self_attn = RefBeatsAttention(d, cfg["encoder_attention_heads"], cfg["num_buckets"], cfg["max_distance"], cfg["gru_rel_pos"])
+        self.self_attn = RefBeatsAttention(
+            d, cfg["encoder_attention_heads"], cfg["num_buckets"], cfg["max_distance"], cfg["gru_rel_pos"]
+        )
         self.self_attn_layer_norm = nn.LayerNorm(d)
         self.fc1, self.fc2 = nn.Linear(d, cfg["encoder_ffn_embed_dim"]), nn.Linear(cfg["encoder_ffn_embed_dim"], d)
         self.final_layer_norm = nn.LayerNorm(d)
@@ -135,7 +152,9 @@ class RefBeats(nn.Module):
         self.patch_embedding = nn.Conv2d(1, e, kernel_size=p, stride=p, bias=cfg["conv_bias"])
         self.layer_norm = nn.LayerNorm(e)
         self.encoder = nn.Module()
-        conv = nn.Conv1d(d, d, kernel_size=cfg["conv_pos"], padding=cfg["conv_pos"] // 2, groups=cfg["conv_pos_groups"])
+        conv = nn.Conv1d(
+            d, d, kernel_size=cfg["conv_pos"], padding=cfg["conv_pos"] // 2, groups=cfg["conv_pos_groups"]
+        )
         self.encoder.pos_conv = nn.Sequential(nn.utils.weight_norm(conv, name="weight", dim=2))
         self.encoder.layers = nn.ModuleList(RefBeatsLayer(cfg) for _ in range(cfg["encoder_layers"]))
         for layer in self.encoder.layers[1:]:
@@ -164,13 +183,22 @@ class RefBeats(nn.Module):
 
 # --- Q-Former via transformers, from LAVIS names ----------------------------------------------------
 
+
 def qformer_from_lavis(ckpt: dict, heads: int, enc_width: int) -> Blip2QFormerModel:
     hidden = ckpt["speech_query_tokens"].shape[-1]
     layers = 1 + max(int(k.split(".")[4]) for k in ckpt if k.startswith("speech_Qformer.bert.encoder.layer."))
     inter = ckpt["speech_Qformer.bert.encoder.layer.0.intermediate_query.dense.weight"].shape[0]
-    cfg = Blip2QFormerConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=inter,
-                             encoder_hidden_size=enc_width, cross_attention_frequency=1, layer_norm_eps=1e-12,
-                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg = Blip2QFormerConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=inter,
+        encoder_hidden_size=enc_width,
+        cross_attention_frequency=1,
+        layer_norm_eps=1e-12,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     model = Blip2QFormerModel(cfg)
     sd = {}
     for k, v in ckpt.items():
@@ -181,11 +209,14 @@ def qformer_from_lavis(ckpt: dict, heads: int, enc_width: int) -> Blip2QFormerMo
         sd[k] = v
     missing, unexpected = model.load_state_dict(sd, strict=False)
     # Only the text-token FFN (`intermediate`, `output`), which SALMONN deletes, may be missing.
-    assert not unexpected and all(".intermediate." in m or ".output." in m and "output_query" not in m and "attention" not in m for m in missing), (missing, unexpected)
+    assert not unexpected and all(
+        ".intermediate." in m or ".output." in m and "output_query" not in m and "attention" not in m for m in missing
+    ), (missing, unexpected)
     return model.eval()
 
 
 # --- the whole model --------------------------------------------------------------------------------
+
 
 class ReferenceSalmonn:
     def __init__(self, release: Path, qformer_heads: int, lora_alpha: float = 32.0):
@@ -224,10 +255,14 @@ class ReferenceSalmonn:
         if len(audio) < 16000:
             audio = np.concatenate([audio, np.zeros(16000 - len(audio), dtype=audio.dtype)])
         audio = audio[: 16000 * 30]
-        spectrogram = torch.from_numpy(self.extractor(audio, sampling_rate=16000, return_tensors="np")["input_features"])
+        spectrogram = torch.from_numpy(
+            self.extractor(audio, sampling_rate=16000, return_tensors="np")["input_features"]
+        )
         raw_wav = torch.from_numpy(audio).float().unsqueeze(0)
         speech = self.ln_speech(self.whisper(spectrogram, return_dict=True).last_hidden_state)
-        fbank = lambda w: self.kaldi.fbank(w, num_mel_bins=128, sample_frequency=16000, frame_length=25, frame_shift=10)  # noqa: E731
+        fbank = lambda w: self.kaldi.fbank(
+            w, num_mel_bins=128, sample_frequency=16000, frame_length=25, frame_shift=10
+        )  # noqa: E731
         audio_embeds = self.ln_audio(self.beats.extract_features(raw_wav, fbank))
         if audio_embeds.size(1) < speech.size(1):
             audio_embeds = F.pad(audio_embeds, (0, 0, 0, speech.size(1) - audio_embeds.size(1)))
@@ -242,8 +277,11 @@ class ReferenceSalmonn:
         overlap = torch.permute(overlap.view(B, -1, kernel[1], L), [0, 3, 2, 1])
         windows = overlap.reshape(-1, kernel[1], C)
         queries = self.query_tokens.expand(windows.shape[0], -1, -1)
-        out = self.qformer(query_embeds=queries, encoder_hidden_states=windows,
-                           encoder_attention_mask=torch.ones(windows.shape[:-1], dtype=torch.long)).last_hidden_state
+        out = self.qformer(
+            query_embeds=queries,
+            encoder_hidden_states=windows,
+            encoder_attention_mask=torch.ones(windows.shape[:-1], dtype=torch.long),
+        ).last_hidden_state
         return self.proj(out).view(B, -1, self.proj.out_features)
 
     @torch.no_grad()

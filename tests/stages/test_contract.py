@@ -7,8 +7,8 @@ the prompt file's template filled with the row's values), not against a copy of 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
@@ -21,7 +21,7 @@ from stages.contract import Stage
 from stages.disambiguation import DisambiguationStage
 from stages.labels import LabelsStage
 from stages.translation import SubtitleTranslationStage, TranslationStage
-from tests.fakes import FakeClient, Fails, OneStage, clue_set, row_for
+from tests.fakes import Fails, FakeClient, OneStage, clue_set, row_for
 
 CLUE = {"clues": "a raised voice", "emotional_states": ["angry"]}
 
@@ -39,32 +39,56 @@ class Case:
 
 CASES = {
     "audio_clue": Case(
-        AudioClueStage(), row_for(subtitle_english="Why me?"), CLUE,
-        lambda r: r.audio_clue.without_subtitle.clues, "a raised voice", (), MediaTransport.input_audio,
+        AudioClueStage(),
+        row_for(subtitle_english="Why me?"),
+        CLUE,
+        lambda r: r.audio_clue.without_subtitle.clues,
+        "a raised voice",
+        (),
+        MediaTransport.input_audio,
     ),
     "visual_clue": Case(
-        VisualClueStage(), row_for(subtitle_english="Why me?"), CLUE,
-        lambda r: r.visual_clue.with_subtitle.emotional_states, ["angry"], (), MediaTransport.frames,
+        VisualClueStage(),
+        row_for(subtitle_english="Why me?"),
+        CLUE,
+        lambda r: r.visual_clue.with_subtitle.emotional_states,
+        ["angry"],
+        (),
+        MediaTransport.frames,
     ),
     "subtitle_translation": Case(
-        SubtitleTranslationStage(), row_for(subtitle_chinese="为什么是我？"), {"translation": "Why me?"},
-        lambda r: r.subtitle_english_translated, "Why me?", ("为什么是我？",),
+        SubtitleTranslationStage(),
+        row_for(subtitle_chinese="为什么是我？"),
+        {"translation": "Why me?"},
+        lambda r: r.subtitle_english_translated,
+        "Why me?",
+        ("为什么是我？",),
     ),
     "disambiguation": Case(
         DisambiguationStage(),
-        row_for(subtitle_english="Why me?", audio_clue=clue_set("a raised voice", "angry"), visual_clue=clue_set("a frown")),
+        row_for(
+            subtitle_english="Why me?", audio_clue=clue_set("a raised voice", "angry"), visual_clue=clue_set("a frown")
+        ),
         {"subtitle_analysis": "'why me' is a complaint", "description": "In the video, a frown; in the audio ..."},
         lambda r: (r.subtitle_analysis, r.description_en),
         ("'why me' is a complaint", "In the video, a frown; in the audio ..."),
         ("Why me?", "a raised voice", "Likely emotional states: angry", "a frown"),
     ),
     "translation": Case(
-        TranslationStage(), row_for(description_en="In the video, she smiles."), {"translation": "视频中，她在微笑。"},
-        lambda r: r.description_zh, "视频中，她在微笑。", ("In the video, she smiles.",),
+        TranslationStage(),
+        row_for(description_en="In the video, she smiles."),
+        {"translation": "视频中，她在微笑。"},
+        lambda r: r.description_zh,
+        "视频中，她在微笑。",
+        ("In the video, she smiles.",),
     ),
     "labels": Case(
-        LabelsStage(), row_for(description_en="She is happy and relaxed."), {"labels": [" Happy", "relaxed", "happy."]},
-        lambda r: r.labels, ["happy", "relaxed"], ("She is happy and relaxed.",),
+        LabelsStage(),
+        row_for(description_en="She is happy and relaxed."),
+        {"labels": [" Happy", "relaxed", "happy."]},
+        lambda r: r.labels,
+        ["happy", "relaxed"],
+        ("She is happy and relaxed.",),
     ),
 }
 
