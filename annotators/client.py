@@ -115,6 +115,53 @@ def _api_key(endpoint: Endpoint) -> str:
 PERMANENT_STATUS = {400, 413, 422}
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """An attempt that got no response: what went wrong, and whether asking again can help."""
+
+    error: str
+    # Worth asking again on a later run (see Answer.transient).
+    transient: bool
+    # Asking again in this call cannot help: the loop stops.
+    final: bool = False
+
+
+def _status_failure(exc: openai.APIStatusError) -> _Failure:
+    """A 4xx, or a 5xx after the client's own retries: a 4xx ends the call, a 5xx is asked again."""
+    # Authentication errors are not echoed: hosted APIs put key hints in them.
+    detail = "authentication failed" if exc.status_code in (401, 403) else _short(exc.message)
+    return _Failure(
+        f"server answered {exc.status_code}: {detail}",
+        transient=exc.status_code not in PERMANENT_STATUS,
+        final=exc.status_code < 500,
+    )
+
+
+def _transport_failure(exc: openai.APIConnectionError | openai.APITimeoutError) -> _Failure:
+    """No answer from the server at all (refused, reset, timed out): transient, asked again."""
+    # The transport's own words say what happened (the aiohttp transport reports a
+    # refused connection as a connect timeout; its cause names the refusal).
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return _Failure(f"{type(exc).__name__}: {_short(str(exc) + cause)}", transient=True)
+
+
+def _validate(raw: str | None, reply_model: type[R]) -> tuple[R | None, str | None]:
+    """The reply validated against `reply_model`, or why it is not usable."""
+    try:
+        return parse_reply(raw, reply_model), None
+    except (ValueError, ValidationError) as exc:
+        return None, f"invalid reply: {_short(str(exc))}"
+
+
+def _reask_history(messages: list[dict], raw: str | None, error: str) -> list[dict]:
+    """The original messages, the unusable reply, and a request to answer again."""
+    return [
+        *messages,
+        {"role": "assistant", "content": raw or ""},
+        {"role": "user", "content": _REASK.format(error=error)},
+    ]
+
+
 @dataclass
 class RoleClient:
     """Asks one role's model(s), through endpoint slots shared with the other roles."""
@@ -133,72 +180,74 @@ class RoleClient:
         return min(self._slots, key=lambda s: s.load)
 
     async def ask(self, messages: list[dict], reply_model: type[R]) -> Answer[R]:
-        sampling = self.config.sampling
-        max_tokens = sampling.max_tokens
+        max_tokens = self.config.sampling.max_tokens
         history = list(messages)
-        error, raw, slot, finish, usage = "no attempt made", None, self._slots[0], None, None
+        error = "no attempt made"
+        raw = None
+        slot = self._slots[0]
+        finish = None
+        usage = None
         attempts, transient = 0, False
         for attempt in range(1 + self.config.max_reasks):
             attempts = attempt + 1
             slot = self._pick()
-            slot.in_flight += 1
-            try:
-                async with slot.limit:
-                    body = {
-                        "model": slot.endpoint.model,
-                        "messages": history,
-                        "response_format": reply_model.response_format(),
-                        "temperature": sampling.temperature,
-                        "top_p": sampling.top_p,
-                        "max_tokens": max_tokens,
-                        # A fresh seed per re-ask: the same seed would repeat the same bad reply.
-                        "seed": None if sampling.seed is None else sampling.seed + attempt,
-                    }
-                    # The SDK's raw `post` (its documented way to send a body as is): `chat.completions.create`
-                    # first walks every message part through its TypedDict transform, which with base64
-                    # media in the parts cost more CPU than the rest of the request. Retries, timeouts,
-                    # errors and the typed response are the SDK's either way.
-                    response = await slot.client.post(
-                        "/chat/completions",
-                        cast_to=ChatCompletion,
-                        body={k: v for k, v in body.items() if v is not None},
-                        options={"max_retries": self.config.max_retries},
-                    )
-            except openai.APIStatusError as exc:  # 4xx, or 5xx after the client's own retries
-                # Authentication errors are not echoed: hosted APIs put key hints in them.
-                detail = "authentication failed" if exc.status_code in (401, 403) else _short(exc.message)
-                error, raw = f"server answered {exc.status_code}: {detail}", None
-                transient = exc.status_code not in PERMANENT_STATUS
-                if exc.status_code < 500:
+            sent = await self._send(slot, self._body(slot, history, reply_model, max_tokens, attempt))
+            if isinstance(sent, _Failure):
+                error, raw, transient = sent.error, None, sent.transient
+                if sent.final:
                     break  # a 4xx: asking again right now cannot help
                 continue
-            except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-                # The transport's own words say what happened (the aiohttp transport reports a
-                # refused connection as a connect timeout; its cause names the refusal).
-                cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-                error, raw, transient = f"{type(exc).__name__}: {_short(str(exc) + cause)}", None, True
-                continue
-            finally:
-                slot.in_flight -= 1
             transient = False
-            choice = response.choices[0]
-            raw, finish, usage = choice.message.content, choice.finish_reason, response.usage
+            choice = sent.choices[0]
+            raw, finish, usage = choice.message.content, choice.finish_reason, sent.usage
             if finish == "length":
                 error = f"reply cut off at max_tokens={max_tokens}"
-                max_tokens = 2 * sampling.max_tokens  # room to finish, bounded by the context window
+                max_tokens = 2 * self.config.sampling.max_tokens  # room to finish, bounded by the context window
                 continue
-            try:
-                value = parse_reply(raw, reply_model)
-            except (ValueError, ValidationError) as exc:
-                error = f"invalid reply: {_short(str(exc))}"
-                history = [
-                    *messages,
-                    {"role": "assistant", "content": raw or ""},
-                    {"role": "user", "content": _REASK.format(error=error)},
-                ]
+            value, invalid = _validate(raw, reply_model)
+            if invalid is not None:
+                error = invalid
+                history = _reask_history(messages, raw, error)
                 continue
             return Answer(value, self._call(slot, finish, attempts, usage))
         return Answer(None, self._call(slot, finish, attempts, usage), error=error, raw=raw, transient=transient)
+
+    def _body(self, slot: _Slot, history: list[dict], reply_model: type[R], max_tokens: int, attempt: int) -> dict:
+        """The request body of one attempt, without the sampling fields left unset."""
+        sampling = self.config.sampling
+        body = {
+            "model": slot.endpoint.model,
+            "messages": history,
+            "response_format": reply_model.response_format(),
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": max_tokens,
+            # A fresh seed per re-ask: the same seed would repeat the same bad reply.
+            "seed": None if sampling.seed is None else sampling.seed + attempt,
+        }
+        return {k: v for k, v in body.items() if v is not None}
+
+    async def _send(self, slot: _Slot, body: dict) -> ChatCompletion | _Failure:
+        """One request through `slot`, within its in-flight cap: the response, or why there is none."""
+        slot.in_flight += 1
+        try:
+            async with slot.limit:
+                # The SDK's raw `post` (its documented way to send a body as is): `chat.completions.create`
+                # first walks every message part through its TypedDict transform, which with base64
+                # media in the parts cost more CPU than the rest of the request. Retries, timeouts,
+                # errors and the typed response are the SDK's either way.
+                return await slot.client.post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=body,
+                    options={"max_retries": self.config.max_retries},
+                )
+        except openai.APIStatusError as exc:  # 4xx, or 5xx after the client's own retries
+            return _status_failure(exc)
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            return _transport_failure(exc)
+        finally:
+            slot.in_flight -= 1
 
     def _call(self, slot: _Slot, finish: str | None, attempts: int, usage) -> ModelCall:
         return ModelCall(

@@ -30,7 +30,10 @@ def default_vllm_python() -> str:
 
 def build_tiny_model(kind: str, out_dir: Path, python: str) -> Path:
     """Build a tiny random model with the vLLM environment's torch/transformers (the engine has neither)."""
-    code = f"from pathlib import Path; from annotators.tiny_models import build_{kind}_model as b; b(Path({str(out_dir)!r}))"
+    code = (
+        f"from pathlib import Path; from annotators.tiny_models import build_{kind}_model as b; "
+        f"b(Path({str(out_dir)!r}))"
+    )
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     done = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -96,7 +99,8 @@ class VLLMServer:
             time.sleep(1.0)
         self.stop()
         raise TimeoutError(
-            f"vLLM server {self.spec.name} not healthy after {self.spec.startup_timeout_s} s; log tail:\n{self.log_tail()}"
+            f"vLLM server {self.spec.name} not healthy after {self.spec.startup_timeout_s} s; "
+            f"log tail:\n{self.log_tail()}"
         )
 
     def healthy(self) -> bool:

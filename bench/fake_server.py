@@ -27,7 +27,8 @@ from schemas.replies import ClueReply, DescriptionReply, LabelsReply, Reply, Tra
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
-# Fixed lengths near the real ones (#SERIAL# becomes the request's 8-digit serial number): EMER-Fine English descriptions average ~220 words.
+# Fixed lengths near the real ones (#SERIAL# becomes the request's 8-digit serial number): EMER-Fine English
+# descriptions average ~220 words.
 _SENTENCE = "The speaker's voice rises and tightens while the eyebrows lift and the mouth opens wide."
 REPLIES: dict[str, Reply] = {
     "ClueReply": ClueReply(clues=" ".join([_SENTENCE] * 4), emotional_states=["surprised", "excited", "tense"]),
@@ -59,7 +60,10 @@ def reply_key(body: dict) -> str:
 
 class State:
     def __init__(self, latency_s: float, record: str | None) -> None:
-        self.latency_s, self.requests, self.in_flight, self.peak_in_flight = latency_s, 0, 0, 0
+        self.latency_s = latency_s
+        self.requests = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.first_request: float | None = None
         self.last_reply: float | None = None
         self.busy_s, self._busy_since = 0.0, 0.0  # time with at least one request in flight

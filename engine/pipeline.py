@@ -118,7 +118,7 @@ class ClipPipeline:
             self.checkpoint.put("media_prep", key, record.sha256, {"error": str(exc)}, False)
             return None, str(exc)
         finally:
-            stat_update("media_prep", runs=1, seconds=time.monotonic() - started)
+            stat_update("media_prep", seconds=time.monotonic() - started)
 
     async def run_safely(self, record: ClipRecord) -> CoarseRow:
         """`run`, with any unexpected error turned into this clip's failure: a bad clip must never

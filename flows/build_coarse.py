@@ -17,7 +17,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from engine.assembly import check_lineup, close_engines, config_fingerprint, engine_for, lineup, local_servers
+from engine.assembly import (
+    check_lineup,
+    close_engines,
+    config_fingerprint,
+    engine_for,
+    lineup,
+    local_servers,
+    stage_classes,
+)
 from flows.progress import Progress, stage_table_artifact
 from review.decisions import load_decisions
 from runtime.checkpoint import Checkpoint
@@ -143,6 +151,11 @@ def export_fingerprint(
     )
 
 
+def stage_order(config: EngineConfig, stats: RunStats) -> dict[str, dict]:
+    """The run's per-stage statistics, stages in the pipeline's order."""
+    return stats.table(["media_prep", *stage_classes(config)])
+
+
 @task(name="export", cache_policy=NO_CACHE)
 def export(
     parts_dir: Path,
@@ -184,7 +197,7 @@ def export(
     # At least one shard per split: `datasets` writes an empty split as zero shards and cannot load it back.
     dataset.save_to_disk(str(hf_dir), num_shards={name: max(1, len(shards[name])) for name in dataset})
     shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
-    card = out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config), stats.table())
+    card = out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config), stage_order(config, stats))
     (out_dir / "README.md").write_text(card, encoding="utf-8")
     marker.write_text(fingerprint)  # last: an export cut short is redone next time
     return summary
@@ -255,8 +268,8 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
         "seconds": round(time.monotonic() - started, 2),
         "clips": len(records),
     }
-    summary["stages"] = stats.table()
-    stage_table_artifact(stats)
+    summary["stages"] = stage_order(config, stats)
+    stage_table_artifact(summary["stages"])
     (out_path / "build.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     logger.info("built %s: %s", out_path, summary["splits"])
     return summary

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 from flows import progress as run_progress
 from flows.prefect_defaults import apply_prefect_defaults
@@ -32,6 +33,7 @@ def build(
 ) -> None:
     """Run the build-coarse flow (Prefect; local mode unless PREFECT_API_URL points at a server)."""
     apply_prefect_defaults()
+    check_lineup_or_exit(config)
     from flows.build_coarse import build_coarse  # Prefect import is slow: keep --help fast
 
     with Progress(
@@ -50,6 +52,34 @@ def build(
         finally:
             run_progress.remove_listener(listener)
     console.print_json(json.dumps(summary, ensure_ascii=False))
+    console.print(stage_table(summary.get("stages", {})))
+
+
+def check_lineup_or_exit(config: Path | None) -> None:
+    """A line-up the stages cannot run (a role missing or unknown, a stage or prompt not found) is one
+    line before any work, not a failed flow run."""
+    from annotators.prompts import PromptNotFound
+    from engine.assembly import LineupError, check_lineup
+    from schemas.config import EngineConfig
+    from stages.registry import UnknownStage
+
+    try:
+        check_lineup(EngineConfig.from_file(config))
+    except (LineupError, UnknownStage, PromptNotFound) as exc:
+        console.print(f"{config or 'the default line-up'}: {exc}", style="red", markup=False)
+        raise typer.Exit(2) from None
+
+
+def stage_table(stages: dict[str, dict]) -> Table:
+    table = Table(title="What each stage cost in this run (tokens: prompt / completion)")
+    columns = {"checkpoint_hits": "hits", "runs": "runs", "requests": "req", "attempts": "try"}
+    columns |= {"failures": "fail", "prompt_tokens": "tok in", "completion_tokens": "tok out"}
+    table.add_column("stage", no_wrap=True)
+    for header in [*columns.values(), "s"]:
+        table.add_column(header, justify="right")
+    for stage, entry in stages.items():
+        table.add_row(stage, *(str(entry[c]) for c in columns), f"{entry['seconds']:.1f}")
+    return table
 
 
 @app.command()
@@ -89,7 +119,7 @@ def push(
         result = push_coarse(out_dir=str(out), repo_id=repo, private=not public, endpoint=endpoint)
     except publish.PushError as exc:
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print_json(json.dumps(result, ensure_ascii=False))
 
 
@@ -112,7 +142,10 @@ def evaluate(
         None,
         "--wheel",
         exists=True,
-        help="Emotion-wheel resources: wheel_mapping.npz, or a folder with it or with wheel1-5.xlsx, synonym.xlsx, format.csv",
+        help=(
+            "Emotion-wheel resources: wheel_mapping.npz, "
+            "or a folder with it or with wheel1-5.xlsx, synonym.xlsx, format.csv"
+        ),
     ),
     config: Path | None = typer.Option(
         None,
@@ -141,7 +174,7 @@ def evaluate(
         )
     except ValueError as exc:  # a malformed input file: say which and why, no traceback
         console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print_json(json.dumps(summary, ensure_ascii=False))
 
 
@@ -180,7 +213,9 @@ def review_push(
         help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: that variable here)",
     ),
 ) -> None:
-    """Queue the review split's rows as Label Studio tasks; rows already queued (same clip content) are not queued again."""
+    """Queue the review split's rows as Label Studio tasks.
+
+    Rows already queued (same clip content) are not queued again."""
     from review import label_studio, media, queue
 
     try:
@@ -188,7 +223,7 @@ def review_push(
             result = queue.push(out, client, project=project, document_root=document_root)
     except (label_studio.ReviewError, media.MediaError, FileNotFoundError) as exc:
         console.print(str(exc), style="red", markup=False)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print_json(json.dumps(result.summary(), ensure_ascii=False))
 
 
@@ -208,7 +243,7 @@ def review_pull(
             found = decisions.pull(out, client, project=project)
     except (label_studio.ReviewError, decisions.PullError) as exc:
         console.print(str(exc), style="red", markup=False)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     accepted = sum(d.accepted for d in found)
     console.print_json(
         json.dumps(

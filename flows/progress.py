@@ -7,8 +7,6 @@ from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from schemas.stats import RunStats
-
 Listener = Callable[[int, int], None]
 _listeners: list[Listener] = []
 
@@ -36,7 +34,7 @@ class Progress:
             listener(self.done, self.total)
 
 
-def stage_table_artifact(stats: RunStats, key: str = "build-coarse-stages") -> None:
-    """What each stage cost in this run, as a table in the flow run's Artifacts tab."""
-    rows = [{"stage": stage} | entry for stage, entry in stats.table().items()]
+def stage_table_artifact(table: dict[str, dict], key: str = "build-coarse-stages") -> None:
+    """What each stage cost in this run (RunStats.table()), as a table in the flow run's Artifacts tab."""
+    rows = [{"stage": stage} | entry for stage, entry in table.items()]
     create_table_artifact(table=rows, key=key, description="Per-stage statistics of this run")

@@ -227,7 +227,9 @@ def upload(staged: Staged, repo_id: str, *, private: bool = True, endpoint: str 
         repo_type="dataset",
         folder_path=str(staged.folder),
         commit_message=f"Gated corpus: {staged.rows} rows",
-        commit_description="Uploaded by emer-coarse push: the train split (rows that passed the gate) and the dataset card.",
+        commit_description=(
+            "Uploaded by emer-coarse push: the train split (rows that passed the gate) and the dataset card."
+        ),
         delete_patterns=["data/*"],  # shards of an earlier push that this one replaces
     )
     result = {

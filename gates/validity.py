@@ -12,7 +12,8 @@ from schemas.row import CoarseRow
 # What leaks from our prompts and from chat templates into answers: section headers of the
 # disambiguation prompt, role tags, code fences, unfilled template slots, refusals.
 SCAFFOLDING = re.compile(
-    r"(?im)^\s*(?:visual clues?|acoustic clues?|audio clues?|subtitle|input|output|answer|description|assistant|user|system)\s*(?:\([^)]*\))?\s*[:：]"
+    r"(?im)^\s*(?:visual clues?|acoustic clues?|audio clues?|subtitle|input|output|answer|description|"
+    r"assistant|user|system)\s*(?:\([^)]*\))?\s*[:：]"
     r"|<\|[a-z_]+\|>|```|\{(?:visual_clue|audio_clue|subtitle|text|description)\}|\bas an ai\b|\bi cannot help\b"
 )
 LABEL = re.compile(r"^[a-z][a-z' -]*[a-z]$")

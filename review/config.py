@@ -61,8 +61,10 @@ def label_config() -> str:
     <Choice value="{REJECT}" hint="The row stays out of the corpus"/>
   </Choices>
   <Header value="Corrected labels (comma-separated; leave empty to keep the model labels)" size="6"/>
-  <TextArea name="{LABELS}" toName="video" rows="1" maxSubmissions="1" editable="true" placeholder="e.g. happy, relieved"/>
+  <TextArea name="{LABELS}" toName="video" rows="1" maxSubmissions="1" editable="true" \
+placeholder="e.g. happy, relieved"/>
   <Header value="Note" size="6"/>
-  <TextArea name="{NOTE}" toName="video" rows="2" maxSubmissions="1" editable="true" placeholder="Why, if it helps the next reviewer"/>
+  <TextArea name="{NOTE}" toName="video" rows="2" maxSubmissions="1" editable="true" \
+placeholder="Why, if it helps the next reviewer"/>
 </View>
 """

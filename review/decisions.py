@@ -117,7 +117,8 @@ def pull(out_dir: Path, client: LabelStudio, *, project: str = DEFAULT_PROJECT) 
     project_id = client.project_id(project)
     if project_id is None:
         raise PullError(
-            f"Label Studio at {client.url} has no project titled {project!r}: push first, or name the project with --project"
+            f"Label Studio at {client.url} has no project titled {project!r}: "
+            "push first, or name the project with --project"
         )
     reviewers = client.user_emails()
     decisions = [d for d in (task_decision(t, reviewers) for t in client.tasks(project_id)) if d is not None]

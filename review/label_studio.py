@@ -209,5 +209,6 @@ class LabelStudio:
 
 
 def connect(url: str | None = None, *, timeout: float = 60.0) -> LabelStudio:
-    """A session with the server at `url` (default LABEL_STUDIO_URL, else localhost:8080), keyed from LABEL_STUDIO_API_KEY."""
+    """A session with the server at `url` (default LABEL_STUDIO_URL, else localhost:8080), keyed from
+    LABEL_STUDIO_API_KEY."""
     return LabelStudio(url or os.environ.get(URL_ENV) or DEFAULT_URL, api_key(), timeout=timeout)

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 
 from schemas.stats import RunStats
 
-_current: ContextVar[RunStats] = ContextVar("emer_run_stats", default=RunStats())
+_current: ContextVar[RunStats | None] = ContextVar("emer_run_stats", default=None)
 
 
 def collect() -> RunStats:
@@ -19,4 +19,6 @@ def collect() -> RunStats:
 
 
 def stat_update(stage: str, **counts: float) -> None:
-    _current.get().stat_update(stage, **counts)
+    """Count for the current collector; work outside any collection (a lone test call) is not counted."""
+    if (stats := _current.get()) is not None:
+        stats.stat_update(stage, **counts)

@@ -49,7 +49,10 @@ class Sampling(BaseModel):
 class RoleConfig(BaseModel):
     backend: Literal["openai", "signals"] = Field(
         "openai",
-        description="openai: a model behind an OpenAI-compatible server; signals: the built-in annotators that measure the clip (no weights)",
+        description=(
+            "openai: a model behind an OpenAI-compatible server; "
+            "signals: the built-in annotators that measure the clip (no weights)"
+        ),
     )
     endpoints: list[Endpoint] = Field(default_factory=list)
     prompt: str | None = Field(
@@ -60,7 +63,10 @@ class RoleConfig(BaseModel):
     media: MediaTransport = MediaTransport.none
     media_root: str | None = Field(
         None,
-        description="Send media as file:// URLs under this path (the server's --allowed-local-media-path) instead of inline data",
+        description=(
+            "Send media as file:// URLs under this path (the server's --allowed-local-media-path) "
+            "instead of inline data"
+        ),
     )
     max_retries: int = Field(
         4, ge=0, description="Transport retries with backoff on 5xx, timeouts and connection errors"
@@ -145,7 +151,10 @@ class LocalServer(BaseModel):
 
     name: str
     model: str = Field(
-        description="Model directory, or `tiny:text` / `tiny:audio` / `tiny:salmonn` / `tiny:chat_univi` for locally built random models"
+        description=(
+            "Model directory, or `tiny:text` / `tiny:audio` / `tiny:salmonn` / `tiny:chat_univi` "
+            "for locally built random models"
+        )
     )
     port: int
     served_model_name: str | None = None
@@ -182,7 +191,9 @@ class EngineConfig(BaseSettings):
     roles: dict[str, RoleConfig] = Field(default_factory=default_roles)
     extra_stages: list[str] = Field(
         default_factory=list,
-        description="Stages beyond the method's, run after the description: 'package.module:Class' (stages/contract.py)",
+        description=(
+            "Stages beyond the method's, run after the description: 'package.module:Class' (README: Adding a stage)"
+        ),
     )
     media: MediaConfig = Field(default_factory=MediaConfig)
     batch_size: int = Field(64, ge=1, description="Clips per Prefect task run")

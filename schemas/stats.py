@@ -37,6 +37,9 @@ class RunStats(BaseModel):
     def model_calls(self) -> int:
         return sum(s.attempts for s in self.stages.values())
 
-    def table(self) -> dict[str, dict]:
-        """JSON for build.json and the Prefect artifact, seconds rounded."""
-        return {k: v.model_dump() | {"seconds": round(v.seconds, 3)} for k, v in self.stages.items()}
+    def table(self, order: list[str] | None = None) -> dict[str, dict]:
+        """JSON for build.json, the card and the Prefect artifact: stages in `order` (others after, by
+        name), seconds rounded."""
+        rank = {name: i for i, name in enumerate(order or [])}
+        names = sorted(self.stages, key=lambda n: (rank.get(n, len(rank)), n))
+        return {n: self.stages[n].model_dump() | {"seconds": round(self.stages[n].seconds, 3)} for n in names}

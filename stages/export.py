@@ -19,6 +19,7 @@ from schemas.config import GatesConfig
 from schemas.manifest import ClipRecord
 from schemas.review import ReviewDecision
 from schemas.row import CoarseRow
+from schemas.stats import StageStats
 
 SPLITS = ("train", "review", "rejected", "failed")
 LICENCE = """## Licence
@@ -152,18 +153,9 @@ def _reason_kind(reason: str) -> str:
 
 
 def stage_cost_table(stages: dict[str, dict]) -> str:
-    head = "| stage | checkpoint hits | runs | requests | attempts | failures | prompt tokens | completion tokens | seconds |"
-    rule = "|---|---|---|---|---|---|---|---|---|"
-    keys = (
-        "checkpoint_hits",
-        "runs",
-        "requests",
-        "attempts",
-        "failures",
-        "prompt_tokens",
-        "completion_tokens",
-        "seconds",
-    )
+    keys = tuple(StageStats.model_fields)
+    head = "| stage | " + " | ".join(k.replace("_", " ") for k in keys) + " |"
+    rule = "|---" * (len(keys) + 1) + "|"
     lines = [f"| {stage} | " + " | ".join(str(v[k]) for k in keys) + " |" for stage, v in stages.items()]
     return "\n".join([head, rule, *(lines or ["| (no stage ran) |" + " 0 |" * len(keys)])])
 

@@ -18,7 +18,8 @@ import ffmpeg
 from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v"}
-# MER2025 ships subtitle_chieng.csv (name, chinese, english); MER2023/2024 transcription CSVs (name, chinese[, english]).
+# MER2025 ships subtitle_chieng.csv (name, chinese, english);
+# MER2023/2024 transcription CSVs (name, chinese[, english]).
 SUBTITLE_TABLES = ("subtitle_chieng.csv", "transcription-merge.csv", "transcription.csv", "subtitles.csv")
 log = logging.getLogger(__name__)
 _MAX_VOLUME = re.compile(r"max_volume:\s*(-?[\d.]+|-inf) dB")
@@ -57,9 +58,12 @@ def read_subtitles(table: Path) -> dict[str, Subtitles]:
                 continue
             if name in out:
                 log.warning("%s line %d: %s appears again; the later row is used", table, line, name)
-            cell = lambda key: ((row.get(columns[key]) or "").strip() or None) if key in columns else None  # noqa: E731
-            out[name] = Subtitles(chinese=cell("chinese"), english=cell("english"))
+            out[name] = Subtitles(chinese=_cell(row, columns, "chinese"), english=_cell(row, columns, "english"))
     return out
+
+
+def _cell(row: dict, columns: dict[str, str], key: str) -> str | None:
+    return ((row.get(columns[key]) or "").strip() or None) if key in columns else None
 
 
 def discover(root: Path, subtitle_table: Path | None = None) -> Corpus:

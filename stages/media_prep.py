@@ -12,6 +12,7 @@ from pathlib import Path
 import ffmpeg
 
 from runtime.isolation import DecoderCrashed, IsolatedPool
+from runtime.stats import stat_update
 from schemas.config import MediaConfig, stable_hash
 from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
@@ -102,7 +103,9 @@ class MediaPrep:
         marker = out / "frames.json"
         if marker.is_file():
             cached = json.loads(marker.read_text())
+            stat_update("media_prep", checkpoint_hits=1)
             return cached["frames"], cached["times"]
+        stat_update("media_prep", runs=1)
         out.mkdir(parents=True, exist_ok=True)
         width, height = scaled_size(record.width or 2, record.height or 2, self.config.frame_max_side)
         count = frame_count(record.duration or 0.0, self.config)
@@ -125,6 +128,7 @@ class MediaPrep:
         wav = self.cache_dir / source_sha[:2] / source_sha / f"audio-{self.audio_hash}.wav"
         if wav.is_file():
             return str(wav)
+        stat_update("media_prep", runs=1)  # decoding audio as well counts as one more run
         wav.parent.mkdir(parents=True, exist_ok=True)
         tmp = wav.with_name(wav.stem + ".tmp.wav")
         try:

@@ -34,6 +34,23 @@ DEMO_SERVERS = {
 }
 
 
+# Tests that need a heavy real service are marked by the fixtures they use, so `scripts/test --fast`
+# (`-m "not vllm and not label_studio and not prefect_server"`) leaves out exactly those.
+SERVICE_FIXTURES = {
+    "vllm": {"servers", "vllm_parsed"},
+    "label_studio": {"label_studio"},
+    "prefect_server": {"prefect_server", "prefect_server_on_postgres"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in SERVICE_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -85,7 +85,7 @@ def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
     out, _, _ = built
     train = complete_rows(out)
     assert set(train) == GOOD | {"sample_00000010", "sample_00000011"}
-    for name, row in train.items():
+    for _name, row in train.items():
         assert row["complete"] and row["description_en"] and row["description_zh"] and row["subtitle_analysis"]
         assert isinstance(row["labels"], list) and row["visual_clue"]["without_subtitle"]["clues"]
         stages = {p["stage"] for p in row["provenance"]}

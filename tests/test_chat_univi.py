@@ -54,7 +54,8 @@ out = {}
 feats = torch.randn(2, 256, 48, generator=gen)
 mine, theirs = merger.image(feats), ref.project(feats, "image")
 noisy = ref.project(feats, "image", noise=1e-6)
-out["image"] = [list(mine.shape), list(theirs.shape), float((mine - theirs).abs().max()), float((mine - noisy).abs().max())]
+out["image"] = [list(mine.shape), list(theirs.shape), float((mine - theirs).abs().max()),
+                float((mine - noisy).abs().max())]
 # videos: frames drifting through a few scenes, as a clip does
 for frames in (3, 17, 40, 100):
     scenes = torch.randn(4, 1, 48, generator=gen) * 3
@@ -65,7 +66,8 @@ for frames in (3, 17, 40, 100):
         torch.manual_seed(seed)
         noisy.append(ref.project(video, "video", noise=1e-6)[0])
     out[f"video{frames}"] = [list(mine.shape), list(theirs.shape), float((mine - theirs).abs().max()),
-                             max(float((mine - n).abs().max()) for n in noisy), max(float((a - b).abs().max()) for a in noisy for b in noisy),
+                             max(float((mine - n).abs().max()) for n in noisy),
+                             max(float((a - b).abs().max()) for a in noisy for b in noisy),
                              merger.tokens_for_frames(frames)]
 # one and two frames go the image way, frame by frame
 out["short"] = [merger.tokens_for_frames(1), merger.tokens_for_frames(2)]
@@ -112,22 +114,28 @@ w = load_file(out / "model.safetensors")
 config = ChatUniViConfig.from_pretrained(out)
 # the names the vLLM model class declares for its encoder and projector (the LM is vLLM's LlamaForCausalLM)
 from transformers import CLIPVisionModel
-declared = {f"vision_tower.{k}" for k in CLIPVisionModel(config.vision_config).state_dict()} | {"multi_modal_projector.weight", "multi_modal_projector.bias"}
+declared = ({f"vision_tower.{k}" for k in CLIPVisionModel(config.vision_config).state_dict()}
+            | {"multi_modal_projector.weight", "multi_modal_projector.bias"})
 stored = {k for k in w if not k.startswith("language_model.")}
 repo = load_file(paths["repo"] / "model.safetensors")
 tok = AutoTokenizer.from_pretrained(out)
 text = tok.apply_chat_template([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "file:///x.mp4"}},
-                                                            {"type": "text", "text": "Describe the emotion."}]}], tokenize=False, add_generation_prompt=True)
+                                                            {"type": "text", "text": "Describe the emotion."}]}],
+                               tokenize=False, add_generation_prompt=True)
 V = config.text_config.vocab_size
 from annotators.vllm_models.chat_univi import build_projector
-mlp = sorted(build_projector(ChatUniViConfig(vision_config=config.vision_config, text_config=config.text_config, mm_projector_type="mlp2x_gelu")).state_dict())
+mlp = sorted(build_projector(ChatUniViConfig(vision_config=config.vision_config, text_config=config.text_config,
+                                             mm_projector_type="mlp2x_gelu")).state_dict())
 print(json.dumps({
     "mlp2x": mlp,
     "missing": sorted(declared - stored), "unexpected": sorted(stored - declared),
     "projector_same": torch.equal(w["multi_modal_projector.weight"], repo["model.mm_projector.weight"]),
-    "lm_keys": sum(k.startswith("language_model.model.layers.") for k in w), "lm_head": "language_model.lm_head.weight" in w,
-    "ids": [config.image_token_index, config.video_token_index], "vocab": V, "repo_vocab": repo["model.embed_tokens.weight"].shape[0],
-    "rates": [config.spatial_cluster_rate0, config.spatial_cluster_rate1, config.spatial_cluster_rate2, config.temporal_cluster_rate],
+    "lm_keys": sum(k.startswith("language_model.model.layers.") for k in w),
+    "lm_head": "language_model.lm_head.weight" in w,
+    "ids": [config.image_token_index, config.video_token_index], "vocab": V,
+    "repo_vocab": repo["model.embed_tokens.weight"].shape[0],
+    "rates": [config.spatial_cluster_rate0, config.spatial_cluster_rate1, config.spatial_cluster_rate2,
+              config.temporal_cluster_rate],
     "select": [config.mm_vision_select_layer, config.mm_vision_select_feature], "template": text,
     "model_type": config.model_type, "arch": config.architectures,
 }))
@@ -198,13 +206,18 @@ from pathlib import Path
 from safetensors.torch import load_file
 from annotators.vllm_models.fake_release import write_chat_univi_release
 from annotators.vllm_models.convert import convert_chat_univi
-root, served, video, question = Path(ARGS[0]), Path(ARGS[1]), ARGS[2], ARGS[3]
+root = Path(ARGS[0])
+served = Path(ARGS[1])
+video = ARGS[2]
+question = ARGS[3]
 paths = write_chat_univi_release(root / "release", seed=0)  # tiny:chat_univi's seed
-mine = load_file(convert_chat_univi(paths["repo"], paths["clip"], root / "converted", dtype="float32") / "model.safetensors")
+mine = load_file(
+    convert_chat_univi(paths["repo"], paths["clip"], root / "converted", dtype="float32") / "model.safetensors"
+)
 theirs = load_file(served / "model.safetensors")
 identical = mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
-subprocess.run([sys.executable, "-m", "tests.reference.chat_univi_ref", "--release", str(root / "release"), "--video", video,
-                "--question", question, "--out", str(root / "ref.json")], check=True)
+subprocess.run([sys.executable, "-m", "tests.reference.chat_univi_ref", "--release", str(root / "release"),
+                "--video", video, "--question", question, "--out", str(root / "ref.json")], check=True)
 print(json.dumps({"identical": identical, "out": str(root / "ref.json")}))
 """
 

@@ -125,6 +125,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.vllm  # vLLM's own parser, in its environment
 @pytest.mark.parametrize(
     "transport,inline",
     [(MediaTransport.frames, True), (MediaTransport.frames, False), (MediaTransport.video_url, False)],

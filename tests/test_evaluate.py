@@ -185,7 +185,8 @@ def test_llm_groups_per_clip_are_cached(servers, tmp_path):
     text = servers["text"]
     config = tmp_path / "eval.toml"
     config.write_text(
-        f'[synonyms]\nsampling = {{ max_tokens = 1024 }}\nendpoints = [{{ base_url = "{text.base_url}", model = "{text.spec.served_model_name}" }}]\n'
+        "[synonyms]\nsampling = { max_tokens = 1024 }\n"
+        f'endpoints = [{{ base_url = "{text.base_url}", model = "{text.spec.served_model_name}" }}]\n'
     )
     gold, pred = read_openset_csv(GOLD), read_openset_csv(FIXTURES / "pred.csv")
     asked = {n for n in gold if needs_grouping(gold[n], pred.get(n) or [])}

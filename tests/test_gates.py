@@ -11,20 +11,23 @@ from schemas.replies import ClueReply
 from schemas.row import ClueSet, CoarseRow
 from schemas.signals import AudioSignals, ClipSignals, VisualSignals
 
-EN = "In the video, she smiles; in the audio, her voice is bright; in the text, she says she passed. Overall, she feels happy."
+EN = (
+    "In the video, she smiles; in the audio, her voice is bright; in the text, she says she passed. "
+    "Overall, she feels happy."
+)
 ZH = "视频中她在微笑；音频中她的声音明亮；文本中她说自己通过了。总体来看，她很开心。"
 
 
 def row(**kw) -> CoarseRow:
-    base = dict(
-        name="c",
-        sha256="a" * 64,
-        clip_status="ok",
-        complete=True,
-        description_en=EN,
-        description_zh=ZH,
-        labels=["happy"],
-    )
+    base = {
+        "name": "c",
+        "sha256": "a" * 64,
+        "clip_status": "ok",
+        "complete": True,
+        "description_en": EN,
+        "description_zh": ZH,
+        "labels": ["happy"],
+    }
     return CoarseRow(**(base | kw))
 
 

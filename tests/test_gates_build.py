@@ -23,9 +23,18 @@ from flows.build_coarse import build_coarse
 from schemas.review import ReviewDecision
 from tests.fakes import ScriptedServer, completion
 
-GOOD_EN = "In the video, the woman looks at the camera with a calm, open face; in the audio, her voice is steady and warm; in the text, she says she passed the exam. Overall, she feels happy and relieved."
-GOOD_ZH = "视频中，这位女士平静地看着镜头；音频中，她的声音平稳而温暖；文本中，她说自己通过了考试。总体来看，她感到开心和如释重负。"
-WORRIED_EN = "In the video, the woman keeps a still, serious face; in the audio, her voice is low and hesitant; in the text, she says she cannot sleep before tomorrow. Overall, she feels worried and nervous."
+GOOD_EN = (
+    "In the video, the woman looks at the camera with a calm, open face; in the audio, her voice is steady and warm; "
+    "in the text, she says she passed the exam. Overall, she feels happy and relieved."
+)
+GOOD_ZH = (
+    "视频中，这位女士平静地看着镜头；音频中，她的声音平稳而温暖；文本中，她说自己通过了考试。"
+    "总体来看，她感到开心和如释重负。"
+)
+WORRIED_EN = (
+    "In the video, the woman keeps a still, serious face; in the audio, her voice is low and hesitant; "
+    "in the text, she says she cannot sleep before tomorrow. Overall, she feels worried and nervous."
+)
 WORRIED_ZH = (
     "视频中，这位女士表情严肃；音频中，她的声音低沉而犹豫；文本中，她说明天之前睡不着。总体来看，她感到担忧和紧张。"
 )

@@ -134,14 +134,15 @@ def test_corpus_scores_by_hand(resources):
     # wheel1 level2: c1 Y={cheerful} Ŷ={content} -> 0, 0; c2 Y={grief} Ŷ={} -> 0, 0. P = R = 0 -> F = 0 (not 0/0).
     w = scores["wheel1", "level2"]
     assert (w.precision, w.recall, w.f1, w.clips) == (0.0, 0.0, 0.0, 2)
-    # wheel2 level1: c1 {happy}/{happy} 1,1; c2 {sad}/{sad} 1,1; c3 Y={angry} Ŷ={angry} (livid; wrath and bored dropped) 1,1;
+    # wheel2 level1: c1 {happy}/{happy} 1,1; c2 {sad}/{sad} 1,1;
+    #   c3 Y={angry} Ŷ={angry} (livid; wrath and bored dropped) 1,1;
     #   c5 Y={sad} Ŷ={} 0,0; c6 Y={happy}, no prediction 0,0; c4 skipped.  P = R = 3/5 -> F = 0.6
     w = scores["wheel2", "level1"]
     assert (w.precision, w.recall, w.clips) == (pytest.approx(0.6), pytest.approx(0.6), 5) and w.f1 == pytest.approx(
         0.6
     )
-    # wheel2 level2: c1 Y={joyful} Ŷ={joyful, pleased} -> 1/2, 1; c2 {sorrowful}/{sorrowful} 1,1; c3 {furious}/{furious} 1,1;
-    #   c5 0,0; c6 0,0.  P = 2.5/5 = 0.5, R = 3/5 = 0.6, F = 2*0.5*0.6/1.1 = 0.6/1.1
+    # wheel2 level2: c1 Y={joyful} Ŷ={joyful, pleased} -> 1/2, 1; c2 {sorrowful}/{sorrowful} 1,1;
+    #   c3 {furious}/{furious} 1,1; c5 0,0; c6 0,0.  P = 2.5/5 = 0.5, R = 3/5 = 0.6, F = 2*0.5*0.6/1.1 = 0.6/1.1
     w = scores["wheel2", "level2"]
     assert (w.precision, w.recall) == (pytest.approx(0.5), pytest.approx(0.6)) and w.f1 == pytest.approx(0.6 / 1.1)
     # The level's score is the mean over the wheels.
@@ -176,7 +177,8 @@ def test_the_npz_release_reads_the_same_as_the_spreadsheets(tmp_path, wheel_dir,
     gold, pred = read_openset_csv(FIXTURES / "gold.csv"), read_openset_csv(FIXTURES / "pred.csv")
     a, b = wheel_corpus(gold, pred, resources)[0], wheel_corpus(gold, pred, from_npz)[0]
     assert a.model_dump(exclude={"source"}) == b.model_dump(exclude={"source"})
-    # A folder holding the npz is read from the npz (the authors' evaluation default); a folder without one, from the sheets.
+    # A folder holding the npz is read from the npz (the authors' evaluation default); a folder without one, from
+    # the sheets.
     folder = tmp_path / "release"
     folder.mkdir()
     save_wheel_npz(resources, folder / "wheel_mapping.npz")

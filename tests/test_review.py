@@ -209,7 +209,10 @@ def _row(name: str, sha256: str, labels: list[str], gates: list[GateVerdict], **
             without_subtitle=_clue(f"{name}: no face is visible", []),
             with_subtitle=_clue(f"{name}: a moving test pattern", ["neutral"]),
         ),
-        description_en=f"In the video of {name} no face is visible; in the audio the voice rises; the text says the exam is passed.",
+        description_en=(
+            f"In the video of {name} no face is visible; in the audio the voice rises; "
+            "the text says the exam is passed."
+        ),
         description_zh=f"{name}的视频中看不到人脸；音频中声音上扬；文本说考试通过了。",
     )
 

@@ -89,7 +89,8 @@ def test_vllm_finds_the_plugin_and_both_architectures():
         "from transformers import AutoConfig\n"
         "archs = ModelRegistry.get_supported_archs()\n"
         "print(json.dumps({'archs': [a for a in archs if a.startswith(('Salmonn', 'ChatUniVi'))],"
-        " 'salmonn': AutoConfig.for_model('salmonn').model_type, 'chat_univi': AutoConfig.for_model('chat_univi').model_type}))"
+        " 'salmonn': AutoConfig.for_model('salmonn').model_type,"
+        " 'chat_univi': AutoConfig.for_model('chat_univi').model_type}))"
     )
     assert sorted(facts["archs"]) == ["ChatUniViForConditionalGeneration", "SalmonnForConditionalGeneration"]
     assert (facts["salmonn"], facts["chat_univi"]) == ("salmonn", "chat_univi")
@@ -104,31 +105,41 @@ from annotators.vllm_models.fake_release import write_salmonn_release, TINY_QFOR
 from annotators.vllm_models.convert import convert_salmonn
 root = Path(sys.argv[1])
 paths = write_salmonn_release(root / "release", seed=3)
-out = convert_salmonn(**paths, out_dir=root / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"], dtype="float32")
+out = convert_salmonn(
+    **paths, out_dir=root / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"], dtype="float32"
+)
 w = load_file(out / "model.safetensors")
 ckpt = torch.load(paths["ckpt"], weights_only=True)["model"]
 vicuna = load_file(paths["vicuna"] / "model.safetensors")
 beats = torch.load(paths["beats"], weights_only=True)["model"]
 lora = "llama_model.base_model.model.model.layers.1.self_attn.{}.lora_{}.default.weight"
-q_expected = vicuna["model.layers.1.self_attn.q_proj.weight"] + 4.0 * ckpt[lora.format("q_proj", "B")] @ ckpt[lora.format("q_proj", "A")]
+q_expected = (
+    vicuna["model.layers.1.self_attn.q_proj.weight"]
+    + 4.0 * ckpt[lora.format("q_proj", "B")] @ ckpt[lora.format("q_proj", "A")]
+)
 g, v = beats["encoder.pos_conv.0.weight_g"], beats["encoder.pos_conv.0.weight_v"]
 pos_expected = torch._weight_norm(v, g, 2)
 cfg = json.loads((out / "config.json").read_text())
 tok = AutoTokenizer.from_pretrained(out)
 text = tok.apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": [
-    {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}, {"type": "text", "text": "Listen."}]}], tokenize=False, add_generation_prompt=True)
+    {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}, {"type": "text", "text": "Listen."}]}],
+    tokenize=False, add_generation_prompt=True)
 V = cfg["text_config"]["vocab_size"]
 print(json.dumps({
     "q_merged": torch.allclose(w["language_model.model.layers.1.self_attn.q_proj.weight"][:], q_expected, atol=1e-6),
-    "k_untouched": torch.equal(w["language_model.model.layers.1.self_attn.k_proj.weight"], vicuna["model.layers.1.self_attn.k_proj.weight"]),
+    "k_untouched": torch.equal(w["language_model.model.layers.1.self_attn.k_proj.weight"],
+                               vicuna["model.layers.1.self_attn.k_proj.weight"]),
     "pos_conv_folded": torch.allclose(w["beats.encoder.pos_conv.weight"], pos_expected, atol=1e-6),
     "prefixes": sorted({k.split(".")[0] for k in w}),
-    "leftovers": [k for k in w if any(s in k for s in ("lora_", "position_ids", "inv_freq", "predictor", "weight_g", "weight_v"))],
+    "leftovers": [k for k in w
+                  if any(s in k for s in ("lora_", "position_ids", "inv_freq", "predictor", "weight_g", "weight_v"))],
     "bias_tables": sorted(k for k in w if "relative_attention_bias" in k),
     "whisper_encoder_keys": sum(k.startswith("speech_encoder.") for k in w),
-    "qformer_keys": sorted({k for k in w if k.startswith("speech_Qformer.")} ^ {k for k in ckpt if k.startswith("speech_Qformer.") and not k.endswith("position_ids")}),
+    "qformer_keys": sorted({k for k in w if k.startswith("speech_Qformer.")}
+                           ^ {k for k in ckpt if k.startswith("speech_Qformer.") and not k.endswith("position_ids")}),
     "vocab": V, "vicuna_vocab": vicuna["model.embed_tokens.weight"].shape[0],
-    "padded_rows_zero": bool(w["language_model.lm_head.weight"][V - 1].abs().sum() == 0 and w["language_model.model.embed_tokens.weight"][V - 1].abs().sum() == 0),
+    "padded_rows_zero": bool(w["language_model.lm_head.weight"][V - 1].abs().sum() == 0
+                             and w["language_model.model.embed_tokens.weight"][V - 1].abs().sum() == 0),
     "speech_id": cfg["speech_token_index"], "speech_token": tok.convert_ids_to_tokens(cfg["speech_token_index"]),
     "arch": cfg["architectures"], "model_type": cfg["model_type"], "qformer": cfg["qformer_config"], "template": text,
     "files": sorted(p.name for p in out.iterdir()),
@@ -178,7 +189,8 @@ worst, shapes = 0.0, []
 for n in (400, 16000, 16000 * 3 + 123):
     t = torch.arange(n) / 16000
     w = 0.2 * torch.sin(2 * torch.pi * 180 * t) + 0.05 * torch.randn(n, generator=gen)
-    ref = kaldi.fbank(w.unsqueeze(0) * 2**15, num_mel_bins=128, sample_frequency=16000, frame_length=25, frame_shift=10)
+    ref = kaldi.fbank(w.unsqueeze(0) * 2**15, num_mel_bins=128, sample_frequency=16000,
+                      frame_length=25, frame_shift=10)
     ours = kaldi_fbank(w * 2**15)
     shapes.append([list(ref.shape), list(ours.shape)])
     worst = max(worst, float((ref - ours).abs().max()))
@@ -224,15 +236,17 @@ from annotators.vllm_models.convert import convert_salmonn
 root, served, wavs = Path(ARGS[0]), Path(ARGS[1]), ARGS[2:]
 # The same seed as tiny:salmonn: the served weights must be exactly this release, converted.
 paths = write_salmonn_release(root / "release", seed=0)
-mine = load_file(convert_salmonn(**paths, out_dir=root / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"], dtype="float32") / "model.safetensors")
+mine = load_file(convert_salmonn(
+    **paths, out_dir=root / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"], dtype="float32"
+) / "model.safetensors")
 theirs = load_file(served / "model.safetensors")
 identical = mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
 outs = []
 for i, wav in enumerate(wavs):
     out = root / f"ref{i}.json"
-    subprocess.run([sys.executable, "-m", "tests.reference.salmonn_ref", "--release", str(root / "release"), "--wav", wav,
-                    "--prompt", "Be brief. What emotion do you hear?", "--qformer-heads", str(TINY_QFORMER["num_attention_heads"]),
-                    "--out", str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "tests.reference.salmonn_ref", "--release", str(root / "release"),
+                    "--wav", wav, "--prompt", "Be brief. What emotion do you hear?",
+                    "--qformer-heads", str(TINY_QFORMER["num_attention_heads"]), "--out", str(out)], check=True)
     outs.append(str(out))
 print(json.dumps({"identical": identical, "outs": outs}))
 """

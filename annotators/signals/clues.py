@@ -92,5 +92,8 @@ def visual_clue(v: VisualSignals | None) -> ClueReply:
         seen = f" (a face in {v.face_ratio:.0%} of {v.frames} frames)" if v else ""
         return ClueReply(clues=f"No face is clearly visible in the sampled frames{seen}.", emotional_states=[])
     evidence = visual_evidence(v)
-    measured = f"A frontal face is visible in {v.face_ratio:.0%} of {v.frames} sampled frames, smiling in {v.smile_ratio:.0%} of them; frame-to-frame motion {v.motion:.3f}."
+    measured = (
+        f"A frontal face is visible in {v.face_ratio:.0%} of {v.frames} sampled frames, "
+        f"smiling in {v.smile_ratio:.0%} of them; frame-to-frame motion {v.motion:.3f}."
+    )
     return ClueReply(clues=f"{measured} Evidence: {', '.join(evidence)}.", emotional_states=visual_states(evidence))

@@ -228,11 +228,11 @@ class ChatUniViMultiModalProcessor(BaseMultiModalProcessor[ChatUniViProcessingIn
         self, hf_inputs: BatchFeature, hf_processor_mm_kwargs: Mapping[str, object]
     ) -> Mapping[str, MultiModalFieldConfig]:
         sizes = hf_inputs.get("video_num_frames", torch.empty(0, dtype=torch.long))
-        return dict(
-            pixel_values=MultiModalFieldConfig.batched("image"),
-            pixel_values_videos=MultiModalFieldConfig.flat_from_sizes("video", sizes),
-            video_num_frames=MultiModalFieldConfig.batched("video", keep_on_cpu=True),
-        )
+        return {
+            "pixel_values": MultiModalFieldConfig.batched("image"),
+            "pixel_values_videos": MultiModalFieldConfig.flat_from_sizes("video", sizes),
+            "video_num_frames": MultiModalFieldConfig.batched("video", keep_on_cpu=True),
+        }
 
     def _get_prompt_updates(
         self,

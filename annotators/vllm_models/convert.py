@@ -2,7 +2,8 @@
 
     python -m annotators.vllm_models.convert salmonn --ckpt salmonn_v1.pth --vicuna vicuna-13b-v1.1 \\
         --whisper whisper-large-v2 --beats BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt --out salmonn-13b-vllm
-    python -m annotators.vllm_models.convert chat-univi --repo Chat-UniVi-7B --clip clip-vit-large-patch14 --out chat-univi-7b-vllm
+    python -m annotators.vllm_models.convert chat-univi --repo Chat-UniVi-7B --clip clip-vit-large-patch14 \\
+        --out chat-univi-7b-vllm
 
 Each output directory holds config.json (our architecture name and config type), safetensors shards
 with an index, the tokenizer with its placeholder token and chat template, the feature extractor
@@ -47,14 +48,16 @@ SALMONN_CHAT_TEMPLATE = (
     "{%- for part in message['content'] -%}{%- if part['type'] in ['audio', 'audio_url', 'input_audio'] -%}"
     "{{- '<Speech><SpeechHere></Speech> ' -}}{%- endif -%}{%- endfor -%}"
     "{{- ns.system -}}"
-    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}{%- endfor -%}"
+    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- endif -%}{%- endfor -%}"
     "{%- endif -%}"
     "{%- set ns.system = '' -%}"
     "{{- '\\n' -}}"
     "{%- elif message['role'] == 'assistant' -%}"
     "{{- 'ASSISTANT: ' -}}"
     "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
-    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}{%- endfor -%}"
+    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- endif -%}{%- endfor -%}"
     "{%- endif -%}"
     "{{- eos_token -}}"
     "{%- endif -%}"
@@ -290,9 +293,11 @@ CHAT_UNIVI_CHAT_TEMPLATE = (
     "{%- for part in message['content'] -%}"
     "{%- if part['type'] in ['image', 'image_url'] -%}{{- '<image>' -}}"
     "{%- elif part['type'] in ['video', 'video_url'] -%}{{- '<video>' -}}{%- endif -%}{%- endfor -%}"
-    "{%- for part in message['content'] -%}{%- if part['type'] in ['image', 'image_url', 'video', 'video_url'] and loop.first -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] in ['image', 'image_url', 'video', 'video_url'] and loop.first -%}"
     "{{- '\\n' -}}{%- endif -%}{%- endfor -%}"
-    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}{%- endfor -%}"
+    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- endif -%}{%- endfor -%}"
     "{%- endif -%}{{- '###' -}}"
     "{%- elif message['role'] == 'assistant' -%}{{- 'Assistant: ' + message['content'] + '###' -}}{%- endif -%}"
     "{%- endfor -%}"

@@ -63,7 +63,10 @@ class BeatsAttention(nn.Module):
         super().__init__()
         self.heads, self.head_dim = heads, dim // heads
         self.num_buckets, self.max_distance = num_buckets, max_distance
-        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(dim, dim) for _ in range(4))
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
         if has_bias_table:
             self.relative_attention_bias = nn.Embedding(num_buckets, heads)
         self.gru_rel_pos = gru_rel_pos
@@ -242,11 +245,11 @@ class SpeechQFormer(nn.Module):
 
 
 def _fields(hf_inputs: Mapping[str, torch.Tensor]) -> Mapping[str, MultiModalFieldConfig]:
-    return dict(
-        input_features=MultiModalFieldConfig.batched("audio"),
-        raw_wav=MultiModalFieldConfig.batched("audio"),
-        raw_wav_len=MultiModalFieldConfig.batched("audio"),
-    )
+    return {
+        "input_features": MultiModalFieldConfig.batched("audio"),
+        "raw_wav": MultiModalFieldConfig.batched("audio"),
+        "raw_wav_len": MultiModalFieldConfig.batched("audio"),
+    }
 
 
 class SalmonnProcessingInfo(BaseProcessingInfo):
