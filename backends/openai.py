@@ -9,7 +9,7 @@ from typing import Any
 
 from annotators.client import Answer, RoleClient
 from annotators.media_parts import audio_parts, visual_parts, with_media
-from schemas.config import MediaTransport, stable_hash
+from schemas.config import MediaTransport
 from schemas.stage import StageOutcome
 from stages.contract import Backend, ClipContext, Stage, StageInputs
 
@@ -61,7 +61,7 @@ class OpenAIBackend(Backend):
         answers = dict(zip(asks, replies))
         usable = {key: a.value for key, a in answers.items() if a.ok}
         value = stage.combine(inputs, usable) if usable else None
-        return outcome_of(stage.name, stable_hash(self.identity(stage)), answers, value)
+        return outcome_of(stage.name, self.identity_hash(stage), answers, value)
 
 
 def outcome_of(stage: str, config_hash: str, answers: dict[str, Answer], value: dict | None) -> StageOutcome:

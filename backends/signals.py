@@ -17,7 +17,6 @@ from annotators.signals.clues import acoustic_clue, visual_clue
 from annotators.signals.describe import NotATemplate, describe, translate_to_zh
 from annotators.signals.vocabulary import lexicon, templates
 from backends.measure import MEASURE_VERSION
-from schemas.config import stable_hash
 from schemas.replies import DescriptionReply, LabelsReply, Reply, TranslationReply
 from schemas.row import ClueSet, ModelCall
 from schemas.signals import ClipSignals
@@ -82,7 +81,7 @@ class SignalsBackend(Backend):
             model="signals",
             server="local",
             sampling="{}",
-            config_hash=stable_hash(self.identity(stage)),
+            config_hash=self.identity_hash(stage),
             attempts=0,
         )
         try:

@@ -109,6 +109,14 @@ class Backend:
     def identity(self, stage: Stage) -> dict[str, Any]:
         raise NotImplementedError
 
+    def identity_hash(self, stage: Stage) -> str:
+        """`identity` hashed, once per stage: it holds the reply's JSON schema, which costs more to build
+        and serialise than the rest of a step (the per-clip key is derived on every step)."""
+        cache = self.__dict__.setdefault("_identity_hashes", {})
+        if stage.name not in cache:
+            cache[stage.name] = stable_hash(self.identity(stage))
+        return cache[stage.name]
+
     def reads_media(self, stage: Stage) -> bool:
         """Whether the answer depends on the media files themselves (then their settings enter the key)."""
         return False
@@ -142,7 +150,7 @@ def checkpoint_key(stage: Stage, backend: Backend, inputs: StageInputs, clip: Cl
     the measurements' hash when it reads them. (The clip's content hash is the checkpoint's own column.)"""
     parts: dict[str, Any] = {
         "stage": [stage.name, stage.version],
-        "backend": backend.identity(stage),
+        "backend": backend.identity_hash(stage),
         "inputs": inputs.model_dump(mode="json"),
     }
     if backend.reads_media(stage):
