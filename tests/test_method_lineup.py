@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from schemas.config import EngineConfig, MediaTransport
-from tests.test_compose import REQUIRED_ENV, command_argv, interpolate_tree, load_compose, schema_errors
+from tests.compose_spec import REQUIRED_ENV, command_argv, interpolate_tree, load_compose, schema_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**REQUIRED_ENV, "MODELS_DIR": "/srv/models"}
