@@ -152,7 +152,13 @@ def prefect_local_server():
     """Stop Prefect's ephemeral API server while pytest's streams are still open (its own atexit
     hook logs to a stream pytest has closed by then, and prints a logging traceback)."""
     yield
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.server.api.server import SubprocessASGIServer
 
+    # Logs and events still queued for the API go first: sent after the server stopped, each retries
+    # for over a minute ("Error logging to API: All connection attempts failed") before pytest can exit.
+    APILogWorker.drain_all(timeout=30)
+    EventsWorker.drain_all(timeout=30)
     for server in list(SubprocessASGIServer._instances.values()):
         server.stop()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from data import synth_clips as synth
-from schemas.manifest import ClipStatus, Subtitles
+from schemas.manifest import ClipStatus, SubtitleConflict, Subtitles
 from stages.ingest import discover, missing_clip_records, probe_clip, read_subtitles
 
 
@@ -32,7 +32,8 @@ def test_bad_subtitle_rows_are_reported_not_dropped_silently(tmp_path, caplog):
     table = tmp_path / "subtitles.csv"
     table.write_text("name,chinese,english\n,孤儿行,orphan\na,一,one\na,二,two\n", encoding="utf-8")
     subs = read_subtitles(table)
-    assert subs == {"a": Subtitles(chinese="二", english="two")}
+    dropped = SubtitleConflict(line=3, kept_line=4, chinese="一", english="one")
+    assert subs == {"a": Subtitles(chinese="二", english="two", conflicts=[dropped])}  # the later row, and the other
     assert "line 2: no clip name" in caplog.text and "line 4: a appears again" in caplog.text
 
 

@@ -43,6 +43,8 @@ def audio_evidence(a: AudioSignals) -> list[str]:
         )
     if a.speech_seconds and a.pauses / a.speech_seconds >= t["pauses_per_speech_s"]:
         out.append("frequent pauses")
+    if not out and speaks(a):  # too little speech for prosody to be measured, but speech it is
+        out.append("brief speech")
     return out
 
 
@@ -52,19 +54,30 @@ def audio_states(evidence: list[str]) -> list[str]:
     return ["excited"] if arousal >= 2 else ["tired"] if arousal <= -2 else []
 
 
+MIN_SPEECH_S = 0.2  # voiced speech enough to speak of in any track
+# A track too short to hold MIN_SPEECH_S (a 0.2 s clip holds at most 0.18 s of 30 ms VAD frames) speaks when
+# speech fills most of it.
+MIN_SHORT_TRACK_SPEECH_RATIO = 0.5
+
+
 def speaks(a: AudioSignals | None) -> bool:
-    return a is not None and a.speech_seconds >= 0.2
+    if a is None or a.speech_seconds <= 0:
+        return False
+    return a.speech_seconds >= MIN_SPEECH_S or a.speech_ratio >= MIN_SHORT_TRACK_SPEECH_RATIO
 
 
 def acoustic_clue(a: AudioSignals | None) -> ClueReply:
     if not speaks(a):
         return ClueReply(clues="No speech is heard in the audio track.", emotional_states=[])
     evidence = audio_evidence(a)
-    measured = (
-        f"Speech fills {a.speech_ratio:.0%} of the track ({a.speech_seconds:.1f} s, {a.pauses} pauses). "
-        f"Loudness {a.loudness_db} dB, median pitch {a.pitch_hz} Hz, pitch range {a.pitch_range_semitones} semitones, "
-        f"{a.speaking_rate} syllables per second."
-    )
+    measured = f"Speech fills {a.speech_ratio:.0%} of the track ({a.speech_seconds:.1f} s, {a.pauses} pauses). "
+    if a.loudness_db is None:  # prosody is measured from 0.2 s of speech on (annotators/signals/prosody.py)
+        measured += "Too little speech to measure its prosody."
+    else:
+        measured += (
+            f"Loudness {a.loudness_db} dB, median pitch {a.pitch_hz} Hz, "
+            f"pitch range {a.pitch_range_semitones} semitones, {a.speaking_rate} syllables per second."
+        )
     return ClueReply(
         clues=f"{measured} Evidence: {', '.join(evidence) or 'none'}.", emotional_states=audio_states(evidence)
     )
