@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import difflib
+import os
+import re
 import threading
+import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
 
 from annotators.client import EndpointPool, RoleClient
-from annotators.prompts import load_prompt
+from annotators.prompts import PromptNotFound, load_prompt
 from annotators.server import VLLMServer
 from backends.measure import MeasurementBackend
 from backends.openai import OpenAIBackend
@@ -24,49 +31,166 @@ from runtime.gateway import Gateway
 from runtime.isolation import IsolatedPool
 from runtime.stats import collect
 from schemas.config import EngineConfig, RoleConfig, stable_hash
+from schemas.errors import UserError
 from schemas.manifest import ClipRecord
 from schemas.row import CoarseRow
 from schemas.stats import RunStats
 from stages.contract import Backend, Stage
 from stages.media_prep import MediaPrep
-from stages.registry import METHOD_STAGES, stage_class
+from stages.registry import METHOD_STAGES, UnknownStage, stage_class
 
 MEASURE_ROLE = "signals"  # the measurement stage's: built in, never configured
+PROBE_TIMEOUT_S = 3.0  # a server that does not answer /models this fast is not ready for a run either
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
-class LineupError(ValueError):
-    """The configuration names a line-up the stages cannot run: said before any work starts."""
+class LineupError(UserError, ValueError):
+    """The configuration names a line-up the stages cannot run: said before any work starts, one line
+    per problem."""
+
+
+class PreflightError(LineupError):
+    """Something the configuration refers to is missing or not answering; `unreachable` lists the
+    endpoints no server answered at."""
+
+    def __init__(self, problems: list[str], unreachable: list[str]) -> None:
+        self.problems, self.unreachable = problems, unreachable
+        super().__init__("\n".join(problems))
 
 
 def stage_classes(config: EngineConfig) -> dict[str, type[Stage]]:
     """Every stage of the run by name: the method's, then the line-up's extra ones in order."""
-    classes = dict(METHOD_STAGES)
-    for ref in config.extra_stages:
-        cls = stage_class(ref)
-        if cls.name in classes:
-            raise LineupError(f"extra stage {ref!r} is named {cls.name!r}, which another stage already is")
-        classes[cls.name] = cls
+    classes, problems = _stage_classes(config)
+    if problems:
+        raise LineupError("\n".join(problems))
     return classes
+
+
+def _stage_classes(config: EngineConfig) -> tuple[dict[str, type[Stage]], list[str]]:
+    classes, problems = dict(METHOD_STAGES), []
+    for ref in config.extra_stages:
+        try:
+            cls = stage_class(ref)
+        except UnknownStage as exc:
+            problems.append(f"extra_stages: {exc}")
+            continue
+        if cls.name in classes:
+            problems.append(f"extra_stages: {ref!r} is named {cls.name!r}, which another stage already is")
+            continue
+        classes[cls.name] = cls
+    return classes, problems
 
 
 def check_lineup(config: EngineConfig) -> dict[str, type[Stage]]:
     """Every stage's role configured, every configured role answering some stage, every signals role
-    answerable by the measuring annotators, every prompt file present. Returns the stages."""
-    classes = stage_classes(config)
+    answerable by the measuring annotators, every prompt file present. Returns the stages; raises
+    LineupError listing every problem."""
+    classes, problems = _lineup_problems(config)
+    if problems:
+        raise LineupError("\n".join(problems))
+    return classes
+
+
+def _lineup_problems(config: EngineConfig) -> tuple[dict[str, type[Stage]], list[str]]:
+    classes, problems = _stage_classes(config)  # the stages that could be found are checked on
     wanted = {cls.role for cls in classes.values()} - {MEASURE_ROLE}
     if missing := sorted(wanted - set(config.roles)):
-        raise LineupError(f"roles {missing} are not configured: the stages need {sorted(wanted)}")
-    if unknown := sorted(set(config.roles) - wanted):
-        raise LineupError(f"roles {unknown} answer no stage: the stages need {sorted(wanted)}")
+        problems.append(f"roles {missing} are not configured: the stages need {sorted(wanted)}")
+    for role in sorted(set(config.roles) - wanted):
+        near = difflib.get_close_matches(role, sorted(wanted), n=1)
+        hint = f"did you mean {near[0]}?" if near else f"the stages need {sorted(wanted)}"
+        problems.append(f"roles.{role}: answers no stage; {hint}")
     for name, cls in classes.items():
-        if cls.role == MEASURE_ROLE:
+        if cls.role == MEASURE_ROLE or cls.role not in config.roles:
             continue
         cfg = config.roles[cls.role]
         if cfg.backend == "signals" and name not in SIGNAL_ANSWERS:
-            raise LineupError(f"stage {name!r} (role {cls.role!r}) cannot be answered by the signals backend")
+            problems.append(f"stage {name!r} (role {cls.role!r}) cannot be answered by the signals backend")
         if cfg.backend == "openai":
-            load_prompt(role_prompt(cls.role, cfg, classes))
+            try:
+                load_prompt(role_prompt(cls.role, cfg, classes))
+            except PromptNotFound as exc:
+                problems.append(f"roles.{cls.role}.prompt: {exc}")
+            except (LineupError, ValueError, KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                problems.append(f"roles.{cls.role}.prompt: unusable prompt file ({type(exc).__name__}: {exc})")
+    return classes, list(dict.fromkeys(problems))  # roles shared by stages report once
+
+
+def preflight(config: EngineConfig) -> dict[str, type[Stage]]:
+    """Everything the configuration refers to, checked before any work: the line-up (check_lineup),
+    prompt ids and files, the grounding rules file, each openai role's API key variable, and every
+    endpoint answering (GET {base_url}/models, and the model listed when the server says which it
+    serves) unless one of the configured local `servers` will serve it. Returns the stages; raises
+    PreflightError listing every problem."""
+    classes, problems = _lineup_problems(config)
+    grounding = config.gates.grounding
+    if grounding.enabled and grounding.rules is not None:
+        from gates.grounding import load_rules
+
+        try:
+            load_rules(Path(grounding.rules))
+        except FileNotFoundError:
+            problems.append(f"gates.grounding.rules: no such file {grounding.rules}")
+        except (OSError, ValueError, KeyError, TypeError, re.error) as exc:
+            problems.append(
+                f"gates.grounding.rules: {grounding.rules} is not a rules file ({type(exc).__name__}: {exc})"
+            )
+    wanted = {cls.role for cls in classes.values()}
+    remote: dict[str, list[tuple[str, str, str | None]]] = {}  # base URL -> (role, model, API key)
+    for role, cfg in config.roles.items():
+        if cfg.backend != "openai" or role not in wanted:
+            continue
+        for endpoint in cfg.endpoints:
+            key = None
+            if endpoint.api_key_env:
+                key = os.environ.get(endpoint.api_key_env)
+                if not key:
+                    problems.append(
+                        f"roles.{role}: environment variable {endpoint.api_key_env} (the API key for "
+                        f"{endpoint.base_url}) is not set"
+                    )
+            if not _served_locally(endpoint.base_url, config):
+                remote.setdefault(endpoint.base_url, []).append((role, endpoint.model, key))
+    unreachable = []
+    with ThreadPoolExecutor(max(1, min(8, len(remote)))) as probes:
+        answers = dict(zip(remote, probes.map(lambda url: _served_models(url, remote[url]), remote)))
+    for url, answer in answers.items():
+        roles = ", ".join(sorted({role for role, _, _ in remote[url]}))
+        if isinstance(answer, str):
+            unreachable.append(url)
+            problems.append(f"roles {roles}: {answer}")
+            continue
+        for role, model, _ in remote[url]:
+            if answer is not None and model not in answer:
+                problems.append(f"roles.{role}: {url} serves {answer}, not {model!r}; set the endpoint's model to one")
+    if problems:
+        raise PreflightError(list(dict.fromkeys(problems)), unreachable)
     return classes
+
+
+def _served_locally(base_url: str, config: EngineConfig) -> bool:
+    """A server of the config's own `servers` (started by the run, so not up yet) listens there."""
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname in LOCAL_HOSTS and any(server.port == port for server in config.servers)
+
+
+def _served_models(base_url: str, users: list[tuple[str, str, str | None]]) -> list[str] | str | None:
+    """The model ids the server lists; None when it answers without a list (any other HTTP answer
+    means it is up); a string saying why when nothing answers, or no OpenAI API answers there."""
+    key = next((key for _, _, key in users if key), None)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.get(base_url.rstrip("/") + "/models", headers=headers, timeout=PROBE_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return f"no server answers at {base_url} ({type(exc).__name__}); start it or point the role at one"
+    if response.status_code == 404:  # a server is there, but not an OpenAI API at this path
+        return f"{base_url} has no /models (404): is base_url the API's root, e.g. http://host:8000/v1?"
+    try:
+        listed = response.json()["data"] if response.status_code == 200 else None
+        return [str(model["id"]) for model in listed] if isinstance(listed, list) else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def role_prompt(role: str, cfg: RoleConfig, classes: dict[str, type[Stage]]) -> str:

@@ -4,8 +4,15 @@
 
 from __future__ import annotations
 
+import errno
+import functools
+import inspect
 import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -14,12 +21,113 @@ from rich.table import Table
 
 from flows import progress as run_progress
 from flows.prefect_defaults import apply_prefect_defaults
+from schemas.errors import UserError
 
 app = typer.Typer(help="Build coarse, explainable emotion datasets from human-centric video.", no_args_is_help=True)
 console = Console()
+errors = Console(stderr=True)
+USER_MISTAKE = 2  # exit status for a mistake the user can fix (click's own for a bad option)
+NOTHING_ANNOTATED = 1
+MACHINE_TROUBLE = 1  # the disk or permissions, not the input: the run stopped, what it finished is kept
+# OS errors the user fixes on the machine, by what to do about them; any other OSError is a bug's traceback.
+OS_ERROR_ADVICE = {
+    errno.ENOSPC: "no space left on the device: free some space and run again (finished work is kept)",
+    errno.EDQUOT: "disk quota exceeded: free some space and run again (finished work is kept)",
+    errno.EACCES: "permission denied: choose a folder you can write to, or fix its permissions",
+    errno.EPERM: "operation not permitted: choose a folder you can write to, or fix its permissions",
+    errno.EROFS: "read-only file system: choose a writable --out (and state_dir)",
+}
+ZERO_DOWNLOAD_CONFIG = "data/configs/cpu-signals.toml"
+
+
+def debugging() -> bool:
+    """--debug (or EMER_DEBUG=1): show tracebacks instead of the one-line answers."""
+    return os.environ.get("EMER_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of an error (also EMER_DEBUG=1) instead of one line"
+    ),
+) -> None:
+    if debug:
+        os.environ["EMER_DEBUG"] = "1"  # the flow's own processes (Dask workers) see it too
+
+
+def refuse(message: object, status: int = USER_MISTAKE) -> NoReturn:
+    """A user's mistake: its lines, no traceback (unless debugging), exit status 2."""
+    errors.print(str(message), style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(status)
+
+
+def answered(exc: BaseException) -> bool:
+    """An error the CLI answers in a line: a user's mistake, or the disk or permissions of the machine."""
+    return isinstance(exc, UserError) or (isinstance(exc, OSError) and exc.errno in OS_ERROR_ADVICE)
+
+
+def answers_user_errors(command: Callable) -> Callable:
+    """A UserError anywhere under the command (config, CSV, paths, a refused OUT) is printed as its lines;
+    a full disk or a permission refused, as the path and what to do."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (UserError, OSError) as exc:
+            if debugging() or not answered(exc):
+                raise
+            if isinstance(exc, UserError):
+                refuse(exc)
+            where = exc.filename or "writing"
+            refuse(f"{where}: {OS_ERROR_ADVICE[exc.errno]}", MACHINE_TROUBLE)
+
+    return run
+
+
+@contextmanager
+def quiet_about_user_errors() -> Iterator[None]:
+    """Prefect logs a failed flow or task run with its traceback; for a user's mistake the CLI prints
+    the one line itself, so those records stay out of the terminal (they still reach the Prefect API).
+    Entered once the flow is imported: Prefect sets up its console handler then."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    names = _user_error_names()
+
+    def keep(record: logging.LogRecord) -> bool:
+        raised = record.exc_info[1] if record.exc_info else None
+        if raised is not None:
+            return not answered(raised)
+        message = record.getMessage()
+        named = any(f"{n}:" in message or f"{n}(" in message for n in names)
+        return not named and not any(f"[Errno {code}]" in message for code in OS_ERROR_ADVICE)
+
+    if debugging():
+        handlers = []
+    for handler in handlers:
+        handler.addFilter(keep)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(keep)
+
+
+def _user_error_names() -> set[str]:
+    # Prefect's closing "Finished in state Failed('... exception LabelFileError: ...')" names the class only.
+    names, todo = set(), [UserError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
 
 
 @app.command()
+@answers_user_errors
 def build(
     corpus: Path = typer.Argument(
         ..., exists=True, file_okay=False, help="Corpus folder: MER layout (video/, subtitle CSV) or plain clips"
@@ -30,11 +138,20 @@ def build(
     config: Path | None = typer.Option(
         None, "--config", "-c", exists=True, dir_okay=False, help="TOML or YAML engine config"
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Allow a non-empty OUT the engine did not write (its files there may be replaced)"
+    ),
 ) -> None:
     """Run the build-coarse flow (Prefect; local mode unless PREFECT_API_URL points at a server)."""
     apply_prefect_defaults()
-    check_lineup_or_exit(config)
+    preflight_or_exit(config)
     from flows.build_coarse import build_coarse  # Prefect import is slow: keep --help fast
+
+    params = {"corpus": str(corpus), "out_dir": str(out), "config_path": str(config) if config else None}
+    if "force" in inspect.signature(build_coarse.fn).parameters:
+        params["force"] = force
+    elif force:
+        refuse("--force: this build-coarse flow has no `force` parameter")
 
     with Progress(
         "[progress.description]{task.description}",
@@ -48,26 +165,47 @@ def build(
         listener = lambda done, total: bar.update(task_id, completed=done, total=total)  # noqa: E731
         run_progress.add_listener(listener)
         try:
-            summary = build_coarse(corpus=str(corpus), out_dir=str(out), config_path=str(config) if config else None)
+            with quiet_about_user_errors():
+                summary = build_coarse(**params)
         finally:
             run_progress.remove_listener(listener)
     console.print_json(json.dumps(summary, ensure_ascii=False))
     console.print(stage_table(summary.get("stages", {})))
+    if nothing := nothing_annotated(summary, out):
+        errors.print(nothing, style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(NOTHING_ANNOTATED)
 
 
-def check_lineup_or_exit(config: Path | None) -> None:
-    """A line-up the stages cannot run (a role missing or unknown, a stage or prompt not found) is one
-    line before any work, not a failed flow run."""
-    from annotators.prompts import PromptNotFound
-    from engine.assembly import LineupError, check_lineup
+def nothing_annotated(summary: dict, out: Path) -> str | None:
+    """The line to end on when the corpus had clips and not one row came out complete (every clip failed)."""
+    splits, clips = summary.get("splits") or {}, summary.get("clips") or 0
+    if clips == 0 or any(count for split, count in splits.items() if split != "failed"):
+        return None
+    return (
+        f"no clip could be annotated: all {clips} are in the failed split with their reasons "
+        f"({out / 'data'}/failed-*.parquet); fix the cause and build again"
+    )
+
+
+def preflight_or_exit(config: Path | None) -> None:
+    """A configuration that cannot run (a bad key or value, a role, stage, prompt or rules file not found,
+    a server not answering) is said before any work, in a line per problem, not as a failed flow run."""
+    from engine.assembly import PreflightError, preflight
     from schemas.config import EngineConfig
-    from stages.registry import UnknownStage
 
     try:
-        check_lineup(EngineConfig.from_file(config))
-    except (LineupError, UnknownStage, PromptNotFound) as exc:
-        console.print(f"{config or 'the default line-up'}: {exc}", style="red", markup=False)
-        raise typer.Exit(2) from None
+        preflight(EngineConfig.from_file(config))
+    except PreflightError as exc:
+        if debugging():
+            raise
+        where = f"{config}: " if config else "the default (GPU) line-up: "
+        lines = [where + problem for problem in exc.problems]
+        if config is None and exc.unreachable:
+            lines.append(
+                f"no --config was given, so the GPU line-up's vLLM servers are expected; for the zero-download "
+                f"line-up (no servers, no weights) run with --config {ZERO_DOWNLOAD_CONFIG}"
+            )
+        refuse("\n".join(lines))
 
 
 def stage_table(stages: dict[str, dict]) -> Table:
@@ -83,6 +221,7 @@ def stage_table(stages: dict[str, dict]) -> Table:
 
 
 @app.command()
+@answers_user_errors
 def push(
     out: Path = typer.Argument(..., exists=True, file_okay=False, help="A build-coarse output folder"),
     repo: str = typer.Option(..., "--repo", "-r", help="Dataset repo on the Hub, ORG/NAME"),
@@ -116,14 +255,17 @@ def push(
         apply_prefect_defaults()
         from flows.push_coarse import push_coarse  # Prefect import is slow: keep --help fast
 
-        result = push_coarse(out_dir=str(out), repo_id=repo, private=not public, endpoint=endpoint)
+        with quiet_about_user_errors():
+            result = push_coarse(out_dir=str(out), repo_id=repo, private=not public, endpoint=endpoint)
     except publish.PushError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        if debugging():
+            raise
+        refuse(exc)
     console.print_json(json.dumps(result, ensure_ascii=False))
 
 
 @app.command()
+@answers_user_errors
 def evaluate(
     predictions: Path = typer.Argument(
         ..., exists=True, help="A build-coarse output folder (its train split) or a predictions CSV (name, openset)"
@@ -161,24 +303,41 @@ def evaluate(
     Synonym groups: --groups if given, else per clip from the [synonyms] role of --config, else the engine's lexicon.
     """
     apply_prefect_defaults()
+    check_evaluate_config(config)
     from flows.evaluate import evaluate as evaluate_flow  # Prefect import is slow: keep --help fast
 
     try:
-        summary = evaluate_flow(
-            predictions=str(predictions),
-            gold=str(gold),
-            out_dir=str(out),
-            groups=str(groups) if groups else None,
-            wheel=str(wheel) if wheel else None,
-            config_path=str(config) if config else None,
-        )
+        with quiet_about_user_errors():
+            summary = evaluate_flow(
+                predictions=str(predictions),
+                gold=str(gold),
+                out_dir=str(out),
+                groups=str(groups) if groups else None,
+                wheel=str(wheel) if wheel else None,
+                config_path=str(config) if config else None,
+            )
     except ValueError as exc:  # a malformed input file: say which and why, no traceback
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        if debugging():
+            raise
+        refuse(exc)
     console.print_json(json.dumps(summary, ensure_ascii=False))
 
 
+def check_evaluate_config(config: Path | None) -> None:
+    """The evaluate configuration's mistakes, in the engine configuration's words, before the flow starts."""
+    from pydantic import ValidationError
+
+    from schemas.config import config_problems
+    from schemas.metrics import EvaluateConfig
+
+    try:
+        EvaluateConfig.from_file(config)
+    except ValidationError as exc:
+        refuse("\n".join(config_problems(exc, EvaluateConfig, config)))
+
+
 @app.command("make-sample")
+@answers_user_errors
 def make_sample(out: Path = typer.Argument(Path("data/sample"), help="Where to write the sample corpus")) -> None:
     """Regenerate the bundled sample corpus (ffmpeg + espeak-ng)."""
     from data.synth_clips import make_sample_corpus
@@ -201,6 +360,7 @@ REVIEW_PROJECT = typer.Option(
 
 
 @review_app.command("push")
+@answers_user_errors
 def review_push(
     out: Path = typer.Argument(
         ..., exists=True, file_okay=False, help="A build-coarse output folder (its review split and manifest)"
@@ -222,12 +382,14 @@ def review_push(
         with label_studio.connect(url) as client:
             result = queue.push(out, client, project=project, document_root=document_root)
     except (label_studio.ReviewError, media.MediaError, FileNotFoundError) as exc:
-        console.print(str(exc), style="red", markup=False)
-        raise typer.Exit(2) from None
+        if debugging():
+            raise
+        refuse(exc)
     console.print_json(json.dumps(result.summary(), ensure_ascii=False))
 
 
 @review_app.command("pull")
+@answers_user_errors
 def review_pull(
     out: Path = typer.Argument(
         ..., exists=True, file_okay=False, help="The build-coarse output folder the rows were pushed from"
@@ -242,8 +404,9 @@ def review_pull(
         with label_studio.connect(url) as client:
             found = decisions.pull(out, client, project=project)
     except (label_studio.ReviewError, decisions.PullError) as exc:
-        console.print(str(exc), style="red", markup=False)
-        raise typer.Exit(2) from None
+        if debugging():
+            raise
+        refuse(exc)
     accepted = sum(d.accepted for d in found)
     console.print_json(
         json.dumps(

@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from metrics import report as reporting
 from metrics.emer import emer_corpus
-from metrics.openset import read_openset_csv
+from metrics.openset import LabelFileError, OpensetTable, read_openset_csv, read_openset_table
 from metrics.synonyms import SynonymGroups, lexicon_groups, load_groups
 from metrics.wheel import load_wheel_resources, wheel_corpus
 from schemas.metrics import EvaluateConfig, EvaluateReport
@@ -29,18 +29,50 @@ PREDICTION_SPLIT = "train"  # the rows a build puts in the corpus
 
 def read_predictions(path: Path) -> dict[str, list[str]]:
     """`name -> labels` from a build output folder (its `train` shards), a Parquet file, or a CSV."""
+    if path.is_dir() or path.suffix == ".parquet":
+        return read_prediction_table(path).labels
+    return read_openset_csv(path)
+
+
+def read_prediction_table(path: Path) -> OpensetTable:
+    """The predictions with the clips whose CSV cell could not be read (Parquet labels are lists already)."""
+    if not (path.is_dir() or path.suffix == ".parquet"):
+        return read_openset_table(path)
     if path.is_dir():
         shards = sorted((path / "data").glob(f"{PREDICTION_SPLIT}-*.parquet"))
         if not shards and not (path / "data").is_dir():
-            raise ValueError(f"{path}: not a build output (no data/{PREDICTION_SPLIT}-*.parquet)")
-        tables = [pq.read_table(s, columns=["name", "labels"]) for s in shards]
-        rows = pa.concat_tables(tables).to_pylist() if tables else []
-        return {r["name"]: list(r["labels"] or []) for r in rows}
-    if path.suffix == ".parquet":
-        return {
-            r["name"]: list(r["labels"] or []) for r in pq.read_table(path, columns=["name", "labels"]).to_pylist()
-        }
-    return read_openset_csv(path)
+            raise LabelFileError(f"{path}: not a build output (no data/{PREDICTION_SPLIT}-*.parquet)")
+    else:
+        shards = [path]
+    tables = []
+    for shard in shards:
+        try:
+            tables.append(pq.read_table(shard, columns=["name", "labels"]))
+        except (pa.ArrowException, OSError) as exc:
+            raise LabelFileError(f"{shard}: not a readable label shard ({exc}); rebuild or give a CSV") from None
+    rows = pa.concat_tables(tables).to_pylist() if tables else []
+    return OpensetTable(labels={r["name"]: list(r["labels"] or []) for r in rows}, rows=len(rows))
+
+
+def check_inputs(pred: OpensetTable, gold: OpensetTable, predictions: str, gold_path: str) -> list[str]:
+    """Stop on inputs that cannot give a score (nothing to score, no clip in common); the clips whose
+    cells could not be read, as lines for the report."""
+    if not any(gold.labels.values()):
+        if gold.rows == 0:
+            why = "it has no clip rows (only a header?)"
+        elif not gold.labels:
+            why = f"not one of its {gold.rows} openset cells can be read: {next(iter(gold.errors.values()))}"
+        else:
+            why = f"every openset cell of its {gold.rows} clips is empty"
+        raise LabelFileError(f"{gold_path}: nothing to score: {why}; a gold file has a `name, openset` row per clip")
+    if pred.labels and not set(pred.labels) & set(gold.labels):
+        raise LabelFileError(
+            f"{predictions}: none of its {len(pred.labels)} clips is in {gold_path} (e.g. {next(iter(pred.labels))!r} "
+            f"and {next(iter(gold.labels))!r}): the `name` columns must name the same clips"
+        )
+    return [f"gold {name} ({why}): not scored" for name, why in gold.errors.items()] + [
+        f"prediction {name} ({why}): scored as a missing prediction" for name, why in pred.errors.items()
+    ]
 
 
 @dataclass
@@ -53,8 +85,11 @@ class Grouping:
 
 
 @task(name="read-labels", cache_policy=NO_CACHE)
-def read_labels(predictions: str, gold: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    return read_predictions(Path(predictions)), read_openset_csv(gold)
+def read_labels(predictions: str, gold: str) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """Predictions, gold and the lines about cells that could not be read; a user's mistake in either
+    file (no clip to score, an unreadable file) raises LabelFileError."""
+    pred, gold_table = read_prediction_table(Path(predictions)), read_openset_table(gold)
+    return pred.labels, gold_table.labels, check_inputs(pred, gold_table, predictions, gold)
 
 
 @task(name="group-synonyms", cache_policy=NO_CACHE)
@@ -116,8 +151,10 @@ def evaluate(
     config = EvaluateConfig.from_file(Path(config_path) if config_path else None)
     out_path = Path(out_dir).resolve()
     state_dir = (config.state_dir or out_path / ".state").resolve()
-    pred_labels, gold_labels = read_labels(predictions, gold)
+    pred_labels, gold_labels, input_errors = read_labels(predictions, gold)
     logger.info("%d gold clips, %d predictions", len(gold_labels), len(pred_labels))
+    for line in input_errors:
+        logger.warning("%s", line)
     grouping = group_synonyms(gold_labels, pred_labels, groups, config, state_dir)
     emer, clips = score_emer(gold_labels, pred_labels, grouping)
     wheel_summary = None
@@ -131,6 +168,7 @@ def evaluate(
             groups=grouping.description,
             model_calls=grouping.requests,
             grouping_errors=grouping.errors,
+            input_errors=input_errors,
             missing_predictions=sum(c.prediction_missing for c in clips),
             extra_predictions=len(set(pred_labels) - set(gold_labels)),
             emer=emer,
@@ -153,5 +191,6 @@ def evaluate(
         "emer": emer.model_dump(),
         "wheel": None if wheel_summary is None else wheel_summary.model_dump(exclude={"per_wheel"}),
         "model_calls": result.model_calls,
+        "input_errors": input_errors,
         "files": result.files,
     }

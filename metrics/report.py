@@ -83,6 +83,12 @@ def render_markdown(report: EvaluateReport, plot_name: str | None = PLOT_NAME) -
         f"predictions not in the gold file (ignored): {report.extra_predictions}.",
         f"- Synonym groups: {report.groups}; model requests in this run: {report.model_calls}.",
     ]
+    if input_errors := report.input_errors:
+        lines.append(
+            f"- Label cells that could not be read ({len(input_errors)}): "
+            + "; ".join(_cell(e) for e in input_errors[:10])
+            + (f" ... ({len(input_errors) - 10} more in the run's log)" if len(input_errors) > 10 else "")
+        )
     if report.grouping_errors:
         lines.append(
             f"- Grouping failed for {len(report.grouping_errors)} clips (they used the fallback groups): "

@@ -7,17 +7,57 @@ Values come from a TOML/YAML file (`--config`), then `EMER_*` environment variab
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import tomllib
+import types
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from schemas.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """The configuration cannot be used as written: one line per problem, each naming the file and the
+    dotted key. A ValueError too, as pydantic's own validation errors are."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _is_number(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_number(arg) for arg in get_args(annotation))
+    return annotation in (int, float)
+
+
+def _refuse_booleans_for_numbers(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    # pydantic's lax mode reads `true` as 1; strict mode would also refuse the strings that
+    # EMER_* variables always are, so only booleans are refused.
+    field = model.model_fields.get(info.field_name or "")
+    if isinstance(value, bool) and field is not None and _is_number(field.annotation):
+        raise ValueError(f"a number is wanted, not {str(value).lower()}")
+    return value
+
+
+class StrictModel(BaseModel):
+    """A configuration section: an unknown key is a typo to report, never a setting to ignore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_booleans_for_numbers(cls, value, info)
 
 
 class MediaTransport(StrEnum):
@@ -30,23 +70,31 @@ class MediaTransport(StrEnum):
     frames = "frames"  # sampled frames as `image_url` parts
 
 
-class Endpoint(BaseModel):
+class Endpoint(StrictModel):
     base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(description="Model name as the server knows it (--served-model-name)")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key")
     max_in_flight: int = Field(32, ge=1, description="Concurrent requests this client sends to the endpoint")
     timeout_s: float = Field(300.0, gt=0)
 
+    @field_validator("base_url")
+    @classmethod
+    def _an_http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("an http:// or https:// URL is wanted, e.g. http://127.0.0.1:8000/v1")
+        return url  # unchanged: the configuration's hash (and so the checkpoint's keys) depends on it
 
-class Sampling(BaseModel):
+
+class Sampling(StrictModel):
     # Greedy with a fixed seed so labels are reproducible across re-runs.
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 512
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1)
     seed: int | None = 0
 
 
-class RoleConfig(BaseModel):
+class RoleConfig(StrictModel):
     backend: Literal["openai", "signals"] = Field(
         "openai",
         description=(
@@ -80,18 +128,20 @@ class RoleConfig(BaseModel):
         return self
 
 
-class MediaConfig(BaseModel):
+class MediaConfig(StrictModel):
     # The method's video model read 1 frame/s, at most 100 frames; its audio model at most 30 s.
     frames_per_second: float = Field(1.0, gt=0)
     max_frames: int = Field(100, ge=1)
     frame_max_side: int = Field(448, ge=16, description="Frames are scaled so the longer side is at most this")
     jpeg_quality: int = Field(90, ge=1, le=100)
-    audio_sample_rate: int = 16000
+    audio_sample_rate: int = Field(16000, ge=8000, le=48000, description="Hz; the method's audio model reads 16 kHz")
     audio_max_seconds: float = Field(30.0, gt=0)
-    silence_threshold_db: float = Field(-60.0, description="Audio whose peak is below this is treated as silent")
+    silence_threshold_db: float = Field(
+        -60.0, le=0, description="dBFS; audio whose peak is below this is treated as silent"
+    )
 
 
-class ValidityGate(BaseModel):
+class ValidityGate(StrictModel):
     enabled: bool = True
     min_cjk_share_zh: float = Field(
         0.5, ge=0, le=1, description="Share of CJK among the letters of the Chinese text (quotes aside)"
@@ -99,7 +149,7 @@ class ValidityGate(BaseModel):
     max_label_words: int = Field(4, ge=1, description="A label longer than this is a sentence, not a label")
 
 
-class LengthGate(BaseModel):
+class LengthGate(StrictModel):
     """MER-Caption+ cut both tails of its description-length histogram; so do we, with fixed outer bounds
     and, once the corpus is large enough to have a histogram, its own quantiles."""
 
@@ -112,8 +162,15 @@ class LengthGate(BaseModel):
         200, ge=1, description="Below this many descriptions, only the fixed bounds apply"
     )
 
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> LengthGate:
+        # The quantiles' own bounds (below and above 0.5) already keep them in order.
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is above max_words ({self.max_words})")
+        return self
 
-class AVMatchGate(BaseModel):
+
+class AVMatchGate(StrictModel):
     enabled: bool = True
     min_speech_ratio: float = Field(
         0.15, ge=0, le=1, description="Share of the track with voice activity that counts as speech"
@@ -123,7 +180,7 @@ class AVMatchGate(BaseModel):
     )
 
 
-class CrossValidationGate(BaseModel):
+class CrossValidationGate(StrictModel):
     enabled: bool = True
     min_agreement: float = Field(
         0.2, ge=0, le=1, description="EMER Avg the description's labels must reach against the best-agreeing clue"
@@ -133,12 +190,12 @@ class CrossValidationGate(BaseModel):
     )
 
 
-class GroundingGate(BaseModel):
+class GroundingGate(StrictModel):
     enabled: bool = True
     rules: Path | None = Field(None, description="Rules file; default gates/grounding_rules.toml")
 
 
-class GatesConfig(BaseModel):
+class GatesConfig(StrictModel):
     validity: ValidityGate = Field(default_factory=ValidityGate)
     length: LengthGate = Field(default_factory=LengthGate)
     av_match: AVMatchGate = Field(default_factory=AVMatchGate)
@@ -146,7 +203,7 @@ class GatesConfig(BaseModel):
     grounding: GroundingGate = Field(default_factory=GroundingGate)
 
 
-class LocalServer(BaseModel):
+class LocalServer(StrictModel):
     """A vLLM OpenAI server the engine starts itself (the embedded default, and tests)."""
 
     name: str
@@ -156,11 +213,11 @@ class LocalServer(BaseModel):
             "for locally built random models"
         )
     )
-    port: int
+    port: int = Field(ge=1, le=65535)
     served_model_name: str | None = None
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    startup_timeout_s: float = 600.0
+    startup_timeout_s: float = Field(600.0, gt=0)
 
 
 # The method's roles; which stages each answers is declared by the stages (stages/registry.py).
@@ -224,6 +281,21 @@ class EngineConfig(BaseSettings):
             raise ValueError(f"roles {missing} are not configured: a line-up names all of {list(ROLES)}")
         return roles
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_booleans_for_numbers(cls, value, info)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EngineConfig:
+        names = [s.name for s in self.servers]
+        ports = [s.port for s in self.servers]
+        if len(set(names)) < len(names) or len(set(ports)) < len(ports):
+            raise ValueError(f"servers: each needs a name and a port of its own, got names {names}, ports {ports}")
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError('dask_address is set but task_runner is "threads": set task_runner = "dask" or drop it')
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
@@ -233,9 +305,13 @@ class EngineConfig(BaseSettings):
 
     @classmethod
     def from_file(cls, path: Path | None) -> EngineConfig:
+        """The configuration in `path` (none: the defaults), under the environment's EMER_* overrides.
+        Raises ConfigError naming every problem (file, dotted key, what to do)."""
         token = _config_file.set(Path(path) if path else None)
         try:
             return cls()
+        except ValidationError as exc:
+            raise ConfigError(config_problems(exc, cls, path)) from None
         finally:
             _config_file.reset(token)
 
@@ -250,14 +326,79 @@ class _FileSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.data: dict[str, Any] = {}
         if path is not None:
-            text = path.read_text(encoding="utf-8")
-            self.data = (tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)) or {}
+            self.data = read_config_file(path)
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self.data.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
         return dict(self.data)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A TOML (`.toml`) or YAML file's table; a file that cannot be read or parsed is one ConfigError line."""
+    kind = "TOML" if path.suffix == ".toml" else "YAML"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = (tomllib.loads(text) if kind == "TOML" else yaml.safe_load(text)) or {}
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such configuration file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); save the configuration as UTF-8"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path}: not valid {kind}: {' '.join(str(exc).split())}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: a configuration is a table of keys, got a {type(data).__name__}"])
+    return data
+
+
+def config_problems(exc: ValidationError, root: type[BaseModel], path: Path | None) -> list[str]:
+    """pydantic's errors as `FILE: dotted.key: what is wrong` lines, an unknown key with the nearest valid one."""
+    source = f"{path}: " if path else ""
+    problems = []
+    for error in exc.errors():
+        loc = error["loc"]
+        key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        if error["type"] == "extra_forbidden":
+            section = _model_at(root, loc[:-1])
+            valid = list(section.model_fields) if section else []
+            near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}?" if near else f"valid keys here: {', '.join(valid)}"
+            problems.append(f"{source}{key}: unknown key; {hint}")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        given = error.get("input")
+        if isinstance(given, (bool, int, float, str)) and error["type"] != "value_error":
+            message += f" (got {json.dumps(given, ensure_ascii=False)})"
+        problems.append(f"{source}{key or 'configuration'}: {message}")
+    return problems
+
+
+def _model_at(model: Any, loc: tuple) -> type[BaseModel] | None:
+    """The config section that `loc` (a pydantic error location) points into, if it is a model."""
+    current = model
+    for part in loc:
+        current = _without_none(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) in (list, dict):
+            current = get_args(current)[-1]  # an item (list index, dict key) of the container
+        else:
+            return None
+    current = _without_none(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _without_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        rest = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
 
 
 def stable_hash(obj: Any) -> str:

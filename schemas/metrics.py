@@ -135,6 +135,9 @@ class EvaluateReport(BaseModel):
     grouping_errors: list[str] = Field(
         default_factory=list, description="Clips whose grouping request failed, and why (they fell back)"
     )
+    input_errors: list[str] = Field(
+        default_factory=list, description="Label cells that could not be read, with file and line (not scored)"
+    )
     missing_predictions: int = Field(0, description="Gold clips without a prediction (scored as empty predictions)")
     extra_predictions: int = Field(0, description="Predicted clips that are not in the gold file (ignored)")
     emer: EmerSummary

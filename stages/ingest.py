@@ -7,7 +7,6 @@ stops the build with one line that names the file, the line and the byte (Subtit
 
 from __future__ import annotations
 
-import codecs
 import csv
 import errno
 import hashlib
@@ -23,6 +22,7 @@ import ffmpeg
 from schemas.errors import UserError
 from schemas.manifest import ClipRecord, ClipStatus, SubtitleConflict, Subtitles
 from schemas.text_clean import remove_control_characters
+from schemas.text_tables import decode_text_table
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v"}
 # MER2025 ships subtitle_chieng.csv (name, chinese, english);
@@ -58,65 +58,9 @@ def find_subtitle_table(root: Path) -> Path | None:
     return tables[0] if len(tables) == 1 else None
 
 
-# Only what subtitle tables really come in: a BOM says the encoding; else UTF-8, else GB18030 (Chinese corpora;
-# a superset of GBK and GB2312). A general detector would guess among dozens of code pages, and guess
-# differently for a short table; these three are decided by strict decoding alone.
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-# What GB18030-decoded text that really is Chinese consists of, besides ASCII: CJK ideographs, CJK and fullwidth
-# punctuation, general punctuation (quotes, dashes, ellipses). Bytes that only happen to decode are mostly other.
-_CHINESE_TEXT = re.compile(
-    r"[\u00b7\u2000-\u206f\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]"
-)
-
-
 def decode_table(table: Path) -> tuple[str, str]:
     """(text, encoding) of a subtitle table; SubtitleTableError naming the line and byte when it is not text."""
-    data = table.read_bytes()
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return _text_not_binary(table, data, data[len(bom) :].decode(encoding)), encoding
-            except UnicodeDecodeError as exc:
-                raise _undecodable(table, data, encoding, len(bom) + exc.start) from None
-    try:
-        return _text_not_binary(table, data, data.decode("utf-8")), "utf-8"
-    except UnicodeDecodeError as exc:
-        utf8_error = exc
-    # Mostly valid multi-byte UTF-8: a UTF-8 table with a bad byte, not another encoding (GB18030 text yields a
-    # valid UTF-8 character now and then, among far more errors).
-    lenient = data.decode("utf-8", errors="replace")
-    replaced = lenient.count("\ufffd")
-    if sum(1 for c in lenient if ord(c) >= 0x80) - replaced >= 2 * replaced:
-        raise _undecodable(table, data, "utf-8", utf8_error.start)
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError as exc:
-        offset, encoding = max((utf8_error.start, "utf-8"), (exc.start, "gb18030"))  # the reading that got further
-        raise _undecodable(table, data, encoding, offset) from None
-    others = [c for c in text if ord(c) >= 0x80 and not _CHINESE_TEXT.match(c)]
-    if len(others) > len([c for c in text if ord(c) >= 0x80]) // 10:
-        raise _undecodable(table, data, "utf-8", utf8_error.start)
-    return _text_not_binary(table, data, text), "gb18030"
-
-
-def _text_not_binary(table: Path, data: bytes, text: str) -> str:
-    """NUL bytes decode in every encoding: a few are a hostile cell (removed later), many are no text."""
-    if text.count("\x00") * 10 > len(text):
-        offset = data.index(b"\x00")
-        line = data[:offset].count(b"\n") + 1
-        raise SubtitleTableError(
-            f"{table}: line {line}, byte offset {offset}: NUL bytes throughout, so not a text table "
-            "(UTF-16 without a byte-order mark, or a binary file). Save the table as UTF-8 and run again."
-        )
-    return text
-
-
-def _undecodable(table: Path, data: bytes, encoding: str, offset: int) -> SubtitleTableError:
-    line = data[:offset].decode(encoding, errors="replace").count("\n") + 1
-    return SubtitleTableError(
-        f"{table}: line {line}, byte offset {offset} (0x{data[offset]:02X}): not UTF-8, UTF-16 or GB18030 text. "
-        "Save the table as UTF-8 (or fix that byte) and run again."
-    )
+    return decode_text_table(table, SubtitleTableError)
 
 
 def clean_cell(value: str | None) -> tuple[str | None, list[str]]:
