@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import openai
 from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
@@ -50,6 +51,10 @@ class _Slot:
     client: openai.AsyncOpenAI
     limit: asyncio.Semaphore
     in_flight: int = 0
+    # What the server says it is (vLLM: GET /version), asked once, on the slot's first request.
+    version: str | None = None
+    version_known: bool = False
+    version_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def load(self) -> float:
@@ -97,6 +102,40 @@ class EndpointPool:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(s.client.close() for s in self._slots.values()))
+
+
+def version_url(base_url: str) -> str:
+    """Where a vLLM server reports its version: /version beside the OpenAI routes (/v1), not under them."""
+    parts = urlsplit(base_url)
+    root = parts.path.rstrip("/").removesuffix("/v1")
+    return urlunsplit((parts.scheme, parts.netloc, f"{root}/version", "", ""))
+
+
+async def server_version(slot: _Slot) -> str | None:
+    """The slot's server version, asked once (every slot on one server asks it once too): None when
+    the server does not say (a hosted API, another server, an old vLLM). Never fails a request; an
+    unreachable server is asked again with the next request, since that one fails anyway."""
+    if slot.version_known:
+        return slot.version
+    async with slot.version_lock:
+        if not slot.version_known:
+            try:
+                # The SDK's client (its connection pool, key and timeout); an absolute URL is sent as is.
+                response = await slot.client.get(
+                    version_url(slot.endpoint.base_url),
+                    cast_to=httpx.Response,
+                    options={"max_retries": 0, "timeout": min(10.0, slot.endpoint.timeout_s)},
+                )
+                reported = response.json().get("version")
+                slot.version = reported if isinstance(reported, str) else None
+                slot.version_known = True
+            except openai.APIStatusError:  # it answered, without a version (404 and the like)
+                slot.version_known = True
+            except (openai.APIConnectionError, openai.APITimeoutError):
+                pass
+            except (ValueError, AttributeError):  # an answer that is not a JSON object
+                slot.version_known = True
+    return slot.version
 
 
 def _api_key(endpoint: Endpoint) -> str:
@@ -229,8 +268,9 @@ class RoleClient:
 
     async def _send(self, slot: _Slot, body: dict) -> ChatCompletion | _Failure:
         """One request through `slot`, within its in-flight cap: the response, or why there is none."""
-        slot.in_flight += 1
+        slot.in_flight += 1  # before any await: requests picked meanwhile see this one's load
         try:
+            await server_version(slot)
             async with slot.limit:
                 # The SDK's raw `post` (its documented way to send a body as is): `chat.completions.create`
                 # first walks every message part through its TypedDict transform, which with base64
@@ -256,6 +296,7 @@ class RoleClient:
             prompt_version=self.prompt.version,
             model=slot.endpoint.model,
             server=public_url(slot.endpoint.base_url),
+            server_version=slot.version,
             sampling=json.dumps(self.config.sampling.model_dump(), sort_keys=True),
             config_hash=self.config_hash,
             finish_reason=finish,

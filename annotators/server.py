@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from runtime.lifecycle import warden_command
 from schemas.config import LocalServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,10 @@ class VLLMServer:
         env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"} | self.spec.env
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             # A session of its own: stop() signals the whole group (API server, engine core, workers).
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            # Under a warden that stops the group if this process dies without stop() (a SIGKILL).
+            self._proc = subprocess.Popen(
+                warden_command(cmd), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = time.monotonic() + self.spec.startup_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -12,7 +12,9 @@ from schemas.signals import ClipSignals
 from schemas.stage import StageOutcome
 from stages.contract import Backend, ClipContext, Stage, StageInputs
 
-MEASURE_VERSION = "1.0.0"  # bump when a measurement changes: stored signals are then re-measured
+# Bump when a measurement changes: stored signals are then re-measured. 1.1.0: measurements an older version
+# took of audio cut short by a full disk are not trusted.
+MEASURE_VERSION = "1.1.0"
 
 
 class MeasurementBackend(Backend):
@@ -35,6 +37,8 @@ class MeasurementBackend(Backend):
         try:
             audio = await self.pool.run(measure_audio, media.wav) if media.wav else None
             visual = await self.pool.run(measure_frames, media.frames)
+        except OSError:
+            raise  # the disk or the system, not the clip: never checkpointed (engine/pipeline.py stops the run)
         except Exception as exc:  # a measurement that fails is this clip's error, kept with the row
             return StageOutcome(error=f"cannot measure: {type(exc).__name__}: {exc}")
         return StageOutcome(value=ClipSignals(audio=audio, visual=visual).model_dump())

@@ -9,13 +9,16 @@ and each step derives its checkpoint key from the stage's declaration (stages/co
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 
 from runtime.checkpoint import Checkpoint
 from runtime.stats import stat_update
 from schemas.config import stable_hash
+from schemas.errors import UserError
 from schemas.manifest import ClipRecord, ClipStatus
 from schemas.media import PreparedMedia
 from schemas.row import CoarseRow, StageError
@@ -28,6 +31,35 @@ log = logging.getLogger(__name__)
 # Stages that read the finished English description run side by side; a line-up's `extra_stages`
 # are appended here (they may read anything written before them).
 DESCRIPTION_READERS = ("translation", "labels")
+
+
+# OS errors that are about the machine's storage, not about a clip: every clip after this one would
+# meet them too, so the run stops instead of failing clip after clip.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+STORAGE_SQLITE_CODES = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}
+
+
+class StorageFailure(UserError):
+    """The disk is full (or read-only, or failing) under the media cache or the checkpoint. Nothing the
+    failure touched was cached or checkpointed, so the run after the user frees space resumes cleanly.
+    Raised out of the batch (and the flow): the CLI shows the message, one line, and exits non-zero."""
+
+
+def storage_failure(exc: BaseException) -> StorageFailure | None:
+    """`exc` as a StorageFailure when it is the storage's fault (None otherwise)."""
+    if isinstance(exc, StorageFailure):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or str(exc)
+    elif isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) in STORAGE_SQLITE_CODES:
+        where, reason = " writing the checkpoint", str(exc)
+    else:
+        return None
+    return StorageFailure(
+        f"stopped: {reason}{where}. Free space (or fix the disk) and run the same command again: "
+        "finished work is kept and the run resumes where it stopped."
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +82,11 @@ class ClipPipeline:
         # Bounds the media (base64 frames and audio) held at once across all batches in flight.
         self._in_flight = asyncio.Semaphore(max_clips_in_flight)
         self._pending: dict[tuple[str, str, str], asyncio.Future[StageOutcome]] = {}
+        # Once the storage failed, clips that start while others are still in flight stop at once (they
+        # would fail the same way); when none is left in flight the next one tries again (a long-lived
+        # Dask worker's engine outlives the run that filled the disk).
+        self.stopped: StorageFailure | None = None
+        self._running = 0
 
     async def _ask(self, name: str, row: CoarseRow, clip: ClipContext) -> StageOutcome:
         """The stage's outcome for this clip: from the checkpoint, or answered now and checkpointed."""
@@ -106,7 +143,8 @@ class ClipPipeline:
     async def _prepare_media(self, record: ClipRecord, with_audio: bool) -> tuple[PreparedMedia | None, str | None]:
         """Media from the cache, or a decode. A file that cannot be decoded is remembered as such
         (keyed by content), so a re-run neither decodes it again nor words its error differently;
-        any other failure (disk full, a pool shut down) is left to the next run."""
+        any other failure (disk full, a pool shut down) is left to the next run: never checkpointed,
+        and a full disk stops the run (StorageFailure)."""
         key = self.media.frames_hash + self.media.audio_hash
         known = self.checkpoint.get("media_prep", key, record.sha256)
         if known is not None:
@@ -122,15 +160,26 @@ class ClipPipeline:
 
     async def run_safely(self, record: ClipRecord) -> CoarseRow:
         """`run`, with any unexpected error turned into this clip's failure: a bad clip must never
-        cost the batch (nothing of a failed clip is checkpointed, so the next run retries it)."""
+        cost the batch (nothing of a failed clip is checkpointed, so the next run retries it). A
+        failing disk is not the clip's: it is raised as StorageFailure, out of the batch."""
         async with self._in_flight:
+            if self.stopped is not None:
+                raise self.stopped
+            self._running += 1
             try:
                 return await self.run(record)
             except Exception as exc:
+                if (failure := storage_failure(exc)) is not None:
+                    self.stopped = failure
+                    raise failure from exc
                 log.exception("clip %s failed", record.name)
                 row = _new_row(record)
                 row.errors.append(StageError(stage="internal", message=f"{type(exc).__name__}: {exc}"))
                 return row
+            finally:
+                self._running -= 1
+                if not self._running:
+                    self.stopped = None
 
     async def run(self, record: ClipRecord) -> CoarseRow:
         row = _new_row(record)

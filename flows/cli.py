@@ -9,6 +9,7 @@ import functools
 import inspect
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from flows import progress as run_progress
 from flows.prefect_defaults import apply_prefect_defaults
+from runtime import lifecycle
 from schemas.errors import UserError
 
 app = typer.Typer(help="Build coarse, explainable emotion datasets from human-centric video.", no_args_is_help=True)
@@ -53,6 +55,9 @@ def main(
 ) -> None:
     if debug:
         os.environ["EMER_DEBUG"] = "1"  # the flow's own processes (Dask workers) see it too
+    # Whatever this run starts (Prefect's temporary server, decoders, vLLM servers) ends with it, however
+    # it ends; SIGTERM unwinds like Ctrl-C, so every clean-up on the way runs.
+    lifecycle.install()
 
 
 def refuse(message: object, status: int = USER_MISTAKE) -> NoReturn:
@@ -74,6 +79,15 @@ def answers_user_errors(command: Callable) -> Callable:
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (lifecycle.Terminated)
+            if debugging():
+                raise
+            signum = getattr(exc, "signum", signal.SIGINT)
+            refuse(
+                f"stopped by {signal.Signals(signum).name}: what the run started is stopped and every answer "
+                "so far is kept; run the same command again to resume",
+                128 + signum,
+            )
         except (UserError, OSError) as exc:
             if debugging() or not answered(exc):
                 raise

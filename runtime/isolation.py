@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+from runtime.lifecycle import die_with_parent
 
 
 class DecoderCrashed(RuntimeError):
@@ -27,16 +30,22 @@ class IsolatedPool:
         # spawn: forking a process that runs threads (Prefect's, the gateway's) can deadlock the child.
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
-        self._pool = ProcessPoolExecutor(workers, mp_context=self._ctx)
+        self._pool = self._new_pool(workers)
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        """Workers that die with this process (runtime/lifecycle.py), however it ends. The kernel's
+        signal follows the thread that started a worker: workers start on submit, from the gateway's
+        loop thread (or, alone, from a thread of its executor), which outlive the pool."""
+        return ProcessPoolExecutor(workers, mp_context=self._ctx, initializer=die_with_parent, initargs=(os.getpid(),))
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._pool is broken:
                 broken.shutdown(wait=False, cancel_futures=True)
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=self._ctx)
+                self._pool = self._new_pool(self._workers)
 
     def _alone(self, fn: Callable[..., Any], *args: Any) -> Any:
-        with ProcessPoolExecutor(1, mp_context=self._ctx) as solo:
+        with self._new_pool(1) as solo:
             try:
                 return solo.submit(fn, *args).result()
             except BrokenProcessPool as exc:

@@ -21,6 +21,9 @@ class ModelCall(BaseModel):
     prompt_version: str
     model: str
     server: str = Field(description="Base URL of the endpoint that answered")
+    server_version: str | None = Field(
+        None, description="The server's own version (vLLM's GET /version), when it reports one"
+    )
     sampling: str = Field(description="Sampling parameters as canonical JSON")
     config_hash: str = Field(description="Hash of everything that determines the stage's answer")
     finish_reason: str | None = None

@@ -43,6 +43,14 @@ SERVICE_FIXTURES = {
 }
 
 
+def pytest_configure(config):
+    # The test session's own builds start Prefect servers and decoders in this process: if pytest itself
+    # is killed (CI's timeout), they go with it (runtime/lifecycle.py).
+    from runtime import lifecycle
+
+    lifecycle.install()
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         used = set(getattr(item, "fixturenames", ()))

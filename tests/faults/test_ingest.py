@@ -229,9 +229,6 @@ def test_the_manifest_row_records_what_ingest_removed_from_a_subtitle_and_the_ro
     assert rows["adv_good"]["complete"]  # the cleaned subtitle is translated like any other
 
 
-@pytest.mark.xfail(
-    strict=True, reason="stages/media_prep.py extract_audio must map 0:a:{record.audio_stream}, not 0:a:0"
-)
 def test_the_build_hears_the_speech_on_a_second_audio_stream(built):
     _, _, rows = built
     assert rows["adv_second_stream"]["signals"]["audio"]["speech_ratio"] > 0.3
