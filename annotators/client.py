@@ -184,9 +184,13 @@ def _transport_failure(exc: openai.APIConnectionError | openai.APITimeoutError) 
     return _Failure(f"{type(exc).__name__}: {_short(str(exc) + cause)}", transient=True)
 
 
-def _validate(raw: str | None, reply_model: type[R]) -> tuple[R | None, str | None]:
-    """The reply validated against `reply_model`, or why it is not usable."""
+def _validate(raw: str | None, reply_model: type[R], prose: bool = False) -> tuple[R | None, str | None]:
+    """The reply validated against `reply_model` (read from prose for a prose role), or why it is not usable."""
     try:
+        if prose:
+            if not raw or not raw.strip():
+                raise ValueError("empty reply")
+            return reply_model.from_prose(raw.strip()), None
         return parse_reply(raw, reply_model), None
     except (ValueError, ValidationError) as exc:
         return None, f"invalid reply: {_short(str(exc))}"
@@ -243,7 +247,7 @@ class RoleClient:
                 error = f"reply cut off at max_tokens={max_tokens}"
                 max_tokens = 2 * self.config.sampling.max_tokens  # room to finish, bounded by the context window
                 continue
-            value, invalid = _validate(raw, reply_model)
+            value, invalid = _validate(raw, reply_model, self.config.reply_format == "prose")
             if invalid is not None:
                 error = invalid
                 history = _reask_history(messages, raw, error)
@@ -257,13 +261,19 @@ class RoleClient:
         body = {
             "model": slot.endpoint.model,
             "messages": history,
-            "response_format": reply_model.response_format(),
+            "response_format": reply_model.response_format() if self.config.reply_format == "json" else None,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": max_tokens,
+            "stop": sampling.stop,
             # A fresh seed per re-ask: the same seed would repeat the same bad reply.
             "seed": None if sampling.seed is None else sampling.seed + attempt,
         }
+        if sampling.beam_width:
+            # vLLM's beam search (one engine request per beam and step; the best beam is choices[0]). It
+            # takes max_tokens and temperature only: no seed, top_p or schema.
+            body |= {"use_beam_search": True, "n": sampling.beam_width, "length_penalty": sampling.length_penalty}
+            body |= {"seed": None, "top_p": None}
         return {k: v for k, v in body.items() if v is not None}
 
     async def _send(self, slot: _Slot, body: dict) -> ChatCompletion | _Failure:

@@ -27,10 +27,11 @@ class OpenAIBackend(Backend):
             "kind": self.kind,
             "models": sorted({ep.model for ep in cfg.endpoints}),
             "prompt": [prompt.id, prompt.version, prompt.sha],
-            "sampling": cfg.sampling.model_dump(),
+            # exclude_none: settings left unset (beam search) leave the keys of existing line-ups as they were.
+            "sampling": cfg.sampling.model_dump(exclude_none=True),
             "media": cfg.media.value,
             "schema": stage.reply.model_json_schema(),
-        }
+        } | ({"reply_format": "prose"} if cfg.reply_format == "prose" else {})
 
     def reads_media(self, stage: Stage) -> bool:
         return bool(stage.media) and self.client.config.media is not MediaTransport.none

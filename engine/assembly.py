@@ -106,6 +106,11 @@ def _lineup_problems(config: EngineConfig) -> tuple[dict[str, type[Stage]], list
         cfg = config.roles[cls.role]
         if cfg.backend == "signals" and name not in SIGNAL_ANSWERS:
             problems.append(f"stage {name!r} (role {cls.role!r}) cannot be answered by the signals backend")
+        if cfg.backend == "openai" and cfg.reply_format == "prose" and not getattr(cls.reply, "reads_prose", bool)():
+            problems.append(
+                f"roles.{cls.role}.reply_format: stage {name!r} needs a {cls.reply.__name__}, which prose cannot "
+                'give; use reply_format = "json"'
+            )
         if cfg.backend == "openai":
             try:
                 load_prompt(role_prompt(cls.role, cfg, classes))

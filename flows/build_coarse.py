@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -18,17 +19,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from engine.assembly import (
-    check_lineup,
     close_engines,
     config_fingerprint,
     engine_for,
     lineup,
     local_servers,
+    preflight,
     stage_classes,
 )
+from engine.pipeline import StorageFailure
 from flows.progress import Progress, stage_table_artifact
 from review.decisions import load_decisions
 from runtime.checkpoint import Checkpoint
+from runtime.outdir import OutputFolder
 from schemas.config import EngineConfig, MediaConfig, stable_hash
 from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 from schemas.review import ReviewDecision
@@ -61,23 +64,36 @@ def probe_batch(
                     path=str(path),
                     subtitles=subs,
                     status=ClipStatus.invalid,
-                    error=f"cannot read: {exc}",
+                    error=f"cannot read {path.name}: {exc.strerror or exc}",
                 )
             )
     return records
 
 
+PROBE_VERSION = 2  # what a probe records (2: every audio stream measured, the chosen one recorded)
+
+
 def probe_cache_key(path: Path, audio: Path | None, media: MediaConfig) -> str:
-    """Probing hashes and decodes audio: it is skipped for files unchanged since the last run."""
-    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in (path, audio) if p is not None]
-    return stable_hash([stats, media.audio_max_seconds, media.silence_threshold_db])
+    """Probing hashes and decodes audio: it is skipped for files unchanged since the last run. Size and mtime
+    alone survive a same-size replacement with its mtime put back (`touch -r`); the inode and the ctime
+    (which no user call can set) do not."""
+    stats = [
+        (str(p.resolve()), s.st_size, s.st_mtime_ns, s.st_ino, s.st_ctime_ns)
+        for p in (path, audio)
+        if p is not None
+        for s in [p.stat()]
+    ]
+    return stable_hash([PROBE_VERSION, stats, media.audio_max_seconds, media.silence_threshold_db])
 
 
 def _probe_cached(
     path: Path, subs: Subtitles, audio_dir: Path | None, media: MediaConfig, checkpoint: Checkpoint
 ) -> ClipRecord:
     audio = audio_dir / f"{path.stem}.wav" if audio_dir and (audio_dir / f"{path.stem}.wav").is_file() else None
-    key = probe_cache_key(path, audio, media)
+    try:
+        key = probe_cache_key(path, audio, media)
+    except (OSError, RuntimeError):  # a dangling link or a link loop: probe_clip says which; nothing to cache
+        return probe_clip(path, subs, audio, media.audio_max_seconds, media.silence_threshold_db)
     cached = checkpoint.get("probe", key, key)
     if cached is None:
         record = probe_clip(path, subs, audio, media.audio_max_seconds, media.silence_threshold_db)
@@ -86,7 +102,25 @@ def _probe_cached(
     return ClipRecord.model_validate(cached).model_copy(update={"subtitles": subs})
 
 
-@task(name="annotate-batch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def _worth_retrying(task, task_run, state) -> bool:
+    """A batch is retried after a transient failure, never after the disk filled (StorageFailure: the
+    run stops with one line; the next run, after space is freed, redoes it)."""
+    try:
+        state.result()
+    except StorageFailure:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="annotate-batch",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=_worth_retrying,
+)
 def annotate_batch(
     index: int, records: list[ClipRecord], config: EngineConfig, state_dir: Path, parts_dir: Path
 ) -> tuple[list[ClipRecord], RunStats]:
@@ -127,7 +161,7 @@ def batch_runner(config: EngineConfig) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=config.task_workers)
 
 
-EXPORT_VERSION = "1"  # bump when export's output changes for the same rows: the next run re-exports
+EXPORT_VERSION = "2"  # bump when export's output changes for the same rows: the next run re-exports
 
 
 def export_fingerprint(
@@ -156,6 +190,11 @@ def stage_order(config: EngineConfig, stats: RunStats) -> dict[str, dict]:
     return stats.table(["media_prep", *stage_classes(config)])
 
 
+# Test hook (tests/faults/test_outputs.py): seconds to wait between writing a new export and swapping it
+# in, so that a test can kill the build at the moment an export written in place would be half-written.
+PAUSE_BEFORE_SWAP_ENV = "EMER_TEST_PAUSE_BEFORE_SWAP_S"
+
+
 @task(name="export", cache_policy=NO_CACHE)
 def export(
     parts_dir: Path,
@@ -166,6 +205,8 @@ def export(
     decisions: dict[str, ReviewDecision],
     stats: RunStats,
 ) -> dict:
+    """Gate the rows and write the export beside the current one, then swap it in whole (stages/export.py)."""
+    folder = OutputFolder.existing(out_dir)
     batch_parts = sorted(parts_dir.glob("rows-batch-*.parquet"))
     fingerprint = export_fingerprint(batch_parts, config, corpus, decisions)
     marker, previous = out_dir / ".export-fingerprint", out_dir / "build.json"
@@ -175,43 +216,64 @@ def export(
         marker.is_file()
         and marker.read_text() == fingerprint
         and previous.is_file()
+        and (out_dir / "data" / out.SEAL).is_file()
         and (out_dir / "hf" / "dataset_dict.json").is_file()
     ):
         kept = json.loads(previous.read_text())
         run_only = ("model_calls", "seconds", "clips", "stages")
         return {k: v for k, v in kept.items() if k not in run_only} | {"export": "unchanged since the last run"}
+    folder.claim(".export-fingerprint", out.EXPORTS, *out.SWAPPED, "README.md")
     marker.unlink(missing_ok=True)
-    parts, bounds = out.gate_parts(batch_parts, parts_dir / "gated", config.gates, decisions)
-    data_dir = out_dir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    shards = {split: out.write_shards(files, data_dir, split, config.shard_rows) for split, files in parts.items()}
-    summary = out.summarise(parts) | {
-        "length_bounds": f"[{bounds.low}, {bounds.high}] words, {bounds.source}",
-        "review_decisions": len(decisions),
-    }
-    hf_dir = out_dir / "hf"
-    if hf_dir.exists():
-        shutil.rmtree(hf_dir)
-    hf_cache = state_dir / "hf-cache"
-    dataset = out.build_dataset_dict(shards, hf_cache)
-    # At least one shard per split: `datasets` writes an empty split as zero shards and cannot load it back.
-    dataset.save_to_disk(str(hf_dir), num_shards={name: max(1, len(shards[name])) for name in dataset})
-    shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
-    card = out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config), stage_order(config, stats))
-    (out_dir / "README.md").write_text(card, encoding="utf-8")
-    marker.write_text(fingerprint)  # last: an export cut short is redone next time
+    parts, bounds = out.gate_parts(
+        batch_parts, parts_dir / "gated", config.gates, decisions, corpus_root=Path(corpus).resolve()
+    )
+    staged = out.new_export_dir(out_dir)
+    try:
+        shards = {
+            split: out.write_shards(files, staged / "data", split, config.shard_rows) for split, files in parts.items()
+        }
+        summary = out.summarise(parts) | {
+            "length_bounds": f"[{bounds.low}, {bounds.high}] words, {bounds.source}",
+            "review_decisions": len(decisions),
+        }
+        # The Arrow cache is per export: builds of other outputs may share the state dir.
+        hf_cache = staged / ".hf-cache"
+        dataset = out.build_dataset_dict(shards, hf_cache)
+        # At least one shard per split: `datasets` writes an empty split as zero shards and cannot load it back.
+        dataset.save_to_disk(str(staged / "hf"), num_shards={name: max(1, len(shards[name])) for name in dataset})
+        shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
+        stages = stage_order(config, stats)
+        card = out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config), stages)
+        (staged / "README.md").write_text(card, encoding="utf-8")
+        out.seal_shards(staged / "data")  # last: only a complete export is ever swapped in or pushed
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)  # the previous export stays; a full disk gets its space back
+        raise
+    if pause := os.environ.get(PAUSE_BEFORE_SWAP_ENV):
+        time.sleep(float(pause))
+    out.swap_in(staged, folder)
+    folder.write_text(".export-fingerprint", fingerprint)  # after the swap: an export cut short is redone
     return summary
 
 
 @flow(name="build-coarse", persist_result=False)
-def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> dict:
-    """Build the coarse dataset for `corpus` into `out_dir`."""
+def build_coarse(corpus: str, out_dir: str, config_path: str | None = None, force: bool = False) -> dict:
+    """Build the coarse dataset for `corpus` into `out_dir`. A non-empty `out_dir` the engine did not
+    write is refused unless `force`; even then, only what the engine wrote there is ever replaced."""
     logger = get_run_logger()
     started = time.monotonic()
     config = EngineConfig.from_file(Path(config_path) if config_path else None)
-    check_lineup(config)  # a line-up the stages cannot run is said now, not after probing
-    out_path = Path(out_dir).resolve()
+    preflight(config)  # a line-up that cannot run (a stage, prompt, rules file, server) is said now, not later
+    folder = OutputFolder.open(Path(out_dir), force=force)  # before anything is written there
+    with folder.exclusive(f"build-coarse of {Path(corpus).resolve()}"):
+        return _build(corpus, folder, config, logger, started)
+
+
+def _build(corpus: str, folder: OutputFolder, config: EngineConfig, logger, started: float) -> dict:
+    out_path = folder.path
     state_dir = (config.state_dir or out_path / ".state").resolve()
+    if state_dir == out_path / ".state":
+        folder.claim(".state")
     state_dir.mkdir(parents=True, exist_ok=True)
     found = discover(Path(corpus))
     logger.info("corpus %s: %d clip files, %d subtitle rows", corpus, len(found.clips), len(found.subtitles))
@@ -237,7 +299,8 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
             )
         records.sort(key=lambda r: r.name)
         parts_dir = out_path / ".parts"  # per output: runs for other outputs may share the state dir
-        shutil.rmtree(parts_dir, ignore_errors=True)  # batches are re-cut each run; rows come from the checkpoint
+        folder.claim(".parts", "manifest.parquet", "build.json")
+        folder.remove(".parts")  # batches are re-cut each run; rows come from the checkpoint
         progress = Progress(len(records))
         stats = RunStats()
         with local_servers(config, state_dir), batch_runner(config) as runner:
@@ -270,6 +333,6 @@ def build_coarse(corpus: str, out_dir: str, config_path: str | None = None) -> d
     }
     summary["stages"] = stage_order(config, stats)
     stage_table_artifact(summary["stages"])
-    (out_path / "build.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+    folder.write_text("build.json", json.dumps(summary, indent=1, ensure_ascii=False))
     logger.info("built %s: %s", out_path, summary["splits"])
     return summary

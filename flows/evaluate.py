@@ -39,8 +39,10 @@ def read_prediction_table(path: Path) -> OpensetTable:
     if not (path.is_dir() or path.suffix == ".parquet"):
         return read_openset_table(path)
     if path.is_dir():
-        shards = sorted((path / "data").glob(f"{PREDICTION_SPLIT}-*.parquet"))
-        if not shards and not (path / "data").is_dir():
+        # Resolved once: data/ is a link a later build swaps; these shards stay one export's.
+        data = (path / "data").resolve()
+        shards = sorted(data.glob(f"{PREDICTION_SPLIT}-*.parquet"))
+        if not shards and not data.is_dir():
             raise LabelFileError(f"{path}: not a build output (no data/{PREDICTION_SPLIT}-*.parquet)")
     else:
         shards = [path]

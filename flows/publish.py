@@ -4,10 +4,15 @@
 
 - `data/train-NNNNN-of-NNNNN.parquet`: the `train` split, the rows in the corpus (complete, and every
   quality gate passed or a reviewer accepted them: `accepted`); each shard is checked for it before it is staged;
-- `README.md`: the build's card with its YAML `configs` reduced to the `train` split, the splits
-  section rewritten to say what was published and what was held back, the gate's pass rate and the
-  metric results (`metrics` in `build.json`, when a build records them); the line-up, prompt
-  versions and licence text are kept as the build wrote them.
+- `README.md`: derived from the published rows only. Its YAML `configs` list the `train` split; the
+  splits, gate and label sections are written from the `train` shards (held-back splits appear only as
+  row counts), with the metric results (`metrics` in `build.json`, when a build records them); the
+  build card's intro, line-up, stage costs and licence are kept, and everything it holds about other
+  rows (gate reasons, labels, status and error counts, the summary block) is left out. Text that a
+  user or a model made is escaped for Markdown/HTML, and the corpus is named by its folder only.
+
+Only a complete export is staged: `data/` must carry its seal (stages/export.py) and every shard must be
+the one sealed, its Parquet footer readable.
 
 The `review`, `rejected` and `failed` splits, the manifest, `hf/`, `build.json` and `.state/` stay
 local. `upload` then creates the dataset repo (private unless asked otherwise) and uploads that
@@ -25,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,18 +38,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from stages.export import LICENCE
+from schemas.errors import UserError
+from stages.export import LICENCE, incomplete_export, markdown_text, top_labels_text
 
 TOKEN_ENV = "HF_TOKEN"
 ENDPOINT_ENV = "HF_ENDPOINT"
 PUBLISHED_SPLIT = "train"  # the accepted rows; held-back, rejected and errored rows are never published
 LOCAL_SPLITS = ("review", "rejected", "failed")
 STAGING = ".push"
+# The build card's sections a published card keeps: they describe the build, not the rows held back.
+KEPT_SECTIONS = ("Model line-up", "What each stage cost", "Licence")
 
 log = logging.getLogger(__name__)
 
 
-class PushError(RuntimeError):
+class PushError(UserError):
     """The dataset cannot be pushed as asked; the message says why (it never carries the token)."""
 
 
@@ -66,8 +75,8 @@ class Staged:
     held_back: dict[str, int] = field(default_factory=dict)  # split -> rows that stay local
 
 
-def shards(out_dir: Path, split: str) -> list[Path]:
-    return sorted((out_dir / "data").glob(f"{split}-*-of-*.parquet"))
+def shards(data_dir: Path, split: str) -> list[Path]:
+    return sorted(data_dir.glob(f"{split}-*-of-*.parquet"))
 
 
 def _rows(paths: list[Path]) -> int:
@@ -84,8 +93,19 @@ def _check_gated(paths: list[Path]) -> None:
                 )
 
 
-def published_card(card: str, rows: int, held_back: dict[str, int], build: dict) -> str:
-    """The build's card as published: only the gated split in `configs`, and what was held back."""
+def _top_labels(paths: list[Path]) -> list[tuple[str, int]]:
+    counts: Counter[str] = Counter()
+    for path in paths:
+        for labels in pq.read_table(path, columns=["labels"]).column("labels").to_pylist():
+            counts.update(labels or [])
+    return counts.most_common(20)
+
+
+def published_card(
+    card: str, rows: int, held_back: dict[str, int], build: dict, top_labels: list[tuple[str, int]] | None = None
+) -> str:
+    """The card as published, derived from the published rows: only the gated split in `configs`; the
+    splits, gate, metrics and labels written here; of the build's card, the intro and KEPT_SECTIONS only."""
     match = re.match(r"---\n(.*?)\n---\n", card, flags=re.S)
     meta = yaml.safe_load(match.group(1)) if match else {}
     body = card[match.end() :] if match else card
@@ -103,7 +123,7 @@ def published_card(card: str, rows: int, held_back: dict[str, int], build: dict)
     rate = f"{100.0 * rows / total:.1f}%" if total else "n/a"
     held = ", ".join(f"`{split}` ({n} rows)" for split, n in held_back.items()) or "none"
     metrics = build.get("metrics") or {}
-    metric_lines = "\n".join(f"| {name} | {value} |" for name, value in metrics.items())
+    metric_lines = "\n".join(f"| {markdown_text(name)} | {markdown_text(value)} |" for name, value in metrics.items())
     metric_text = (
         f"| metric | value |\n|---|---|\n{metric_lines}"
         if metrics
@@ -121,58 +141,89 @@ errored rows stay with the builder and are not in this repository: {held}.
 
 ## Gate
 
-{rows} of {total} rows passed ({rate}); the build's counts by clip status and by failing stage are below.
+{rows} of {total} rows passed ({rate}).
 
 ## Metric results
 
 {metric_text}
 
+## Labels
+
+Most frequent labels in `{PUBLISHED_SPLIT}`: {top_labels_text(top_labels or [])}
+
 """
-    section = re.search(r"^## Splits\n.*?(?=^## )", body, flags=re.S | re.M)
-    if section:
-        body = body[: section.start()] + splits + body[section.end() :]
-    else:
-        heading = re.search(r"^# .*\n", body, flags=re.M)
-        at = heading.end() if heading else 0
-        body = body[:at] + "\n" + splits + body[at:]
+    # The build card: its intro (up to the first section), then its sections by heading.
+    first = re.search(r"^## ", body, flags=re.M)
+    intro, rest = (body[: first.start()], body[first.start() :]) if first else (body, "")
+    sections = re.split(r"^(?=## )", rest, flags=re.M)
+    kept = [sec for sec in sections if sec.strip() and sec[3:].split("\n", 1)[0].strip() in KEPT_SECTIONS]
+    # The summary block counts every split's rows: it stays local.
+    kept = [re.sub(r"^```json\n.*?^```\n?", "", sec, flags=re.S | re.M) for sec in kept]
+    body = intro.rstrip("\n") + "\n\n" + splits + "".join(kept)
     if "## Licence" not in body:
         body = body.rstrip("\n") + "\n\n" + LICENCE
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     return f"---\n{header}---\n{body}"
 
 
+def _staging_folder_is_ours(folder: Path) -> bool:
+    """A staging folder push may empty: absent, empty, or holding only what `stage` writes."""
+    if not folder.exists():
+        return True
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    for path in folder.rglob("*"):
+        name = path.relative_to(folder).as_posix()
+        if name not in ("README.md", "data") and not re.fullmatch(r"data/[^/]+\.parquet", name):
+            return False
+    return True
+
+
 def stage(out_dir: Path | str, staging_dir: Path | str | None = None) -> Staged:
-    """Put exactly what will be uploaded into `staging_dir` (default `OUT/.push`), replacing what was there."""
+    """Put exactly what will be uploaded into `staging_dir` (default `OUT/.push`), replacing what was there.
+    Refuses an export that is not complete, and a staging folder holding anything `stage` did not write."""
     out = Path(out_dir).resolve()
     card_path = out / "README.md"
-    if not card_path.is_file():
-        raise PushError(f"{out} has no README.md: is it a finished build-coarse output?")
-    train = shards(out, PUBLISHED_SPLIT)
+    if not card_path.is_file() or not (out / "data").is_dir():
+        raise PushError(f"{out} has no README.md and data/: is it a finished build-coarse output?")
+    # The export as it is now: a build swapping in a new one while this runs does not mix the two.
+    data_dir = (out / "data").resolve()
+    if problem := incomplete_export(data_dir):
+        raise PushError(f"{out} holds no complete export ({problem}): run build-coarse again, then push")
+    train = shards(data_dir, PUBLISHED_SPLIT)
     if not train:
         raise PushError(f"{out / 'data'} has no {PUBLISHED_SPLIT}-*.parquet shards: nothing to publish")
     rows = _rows(train)
     if rows == 0:
         raise PushError(f"the {PUBLISHED_SPLIT} split of {out} is empty: no row passed the gate, nothing to publish")
     _check_gated(train)
-    held_back = {split: _rows(shards(out, split)) for split in LOCAL_SPLITS if shards(out, split)}
+    held_back = {split: _rows(shards(data_dir, split)) for split in LOCAL_SPLITS if shards(data_dir, split)}
     build_json = out / "build.json"
     build = json.loads(build_json.read_text(encoding="utf-8")) if build_json.is_file() else {}
 
     folder = Path(staging_dir).resolve() if staging_dir else out / STAGING
-    if out.is_relative_to(folder) or any(p.is_relative_to(folder) for p in [card_path, *train]):
+    if out.is_relative_to(folder) or any(p.is_relative_to(folder) for p in [card_path, data_dir, *train]):
         raise PushError(f"staging folder {folder} holds the build itself: choose an empty or dedicated folder")
+    if not _staging_folder_is_ours(folder):
+        raise PushError(
+            f"staging folder {folder} holds files push did not stage: it is not emptied; "
+            "choose an empty or dedicated folder"
+        )
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "data").mkdir(parents=True)
     files = []
-    for shard in train:
-        target = folder / "data" / shard.name
-        try:
-            os.link(shard, target)  # same file system: no copy of a large split
-        except OSError:
-            shutil.copy2(shard, target)
-        files.append(f"data/{shard.name}")
-    card = published_card(card_path.read_text(encoding="utf-8"), rows, held_back, build)
+    try:
+        for shard in train:
+            target = folder / "data" / shard.name
+            try:
+                os.link(shard, target)  # same file system: no copy of a large split
+            except OSError:
+                shutil.copy2(shard, target)
+            files.append(f"data/{shard.name}")
+    except FileNotFoundError:
+        raise PushError(f"a new build of {out} replaced its export while it was staged: push again") from None
+    card = published_card(card_path.read_text(encoding="utf-8"), rows, held_back, build, _top_labels(train))
     (folder / "README.md").write_text(card, encoding="utf-8")
     files.append("README.md")
     log.info(

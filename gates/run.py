@@ -14,6 +14,8 @@ def judge(row: CoarseRow, cfg: GatesConfig, bounds: LengthBounds) -> CoarseRow:
     it is in the failed split for a reason of its own)."""
     row = row.model_copy(update={"gates": [], "accepted": False, "review": None})
     if not row.complete:
+        # No gate judges it, but its text is published in the failed split: cleaned all the same.
+        validity.remove_controls(row)
         return row
     row.label_views = cross_validation.label_views(row)
     checks = [

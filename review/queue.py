@@ -46,7 +46,8 @@ class PushResult:
 def review_rows(out_dir: Path) -> list[CoarseRow]:
     """The rows of the build's `review` split, in shard order."""
     rows: list[CoarseRow] = []
-    for shard in sorted((Path(out_dir) / "data").glob(f"{REVIEW_SPLIT}-*-of-*.parquet")):
+    # Resolved once: data/ is a link a later build swaps; these shards stay one export's.
+    for shard in sorted((Path(out_dir) / "data").resolve().glob(f"{REVIEW_SPLIT}-*-of-*.parquet")):
         rows += [CoarseRow.model_validate(r) for r in pq.read_table(shard).to_pylist()]
     return rows
 

@@ -92,6 +92,11 @@ class Sampling(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(512, ge=1)
     seed: int | None = 0
+    # The method decodes SALMONN with 4-beam search. vLLM's OpenAI server beam-searches on request
+    # (use_beam_search, n) and then applies no JSON schema: a beam-searched role answers in prose.
+    beam_width: int | None = Field(None, ge=2, description="Beam search with this many beams (reply_format = prose)")
+    length_penalty: float | None = Field(None, description="Beam search only: the exponent of the length norm")
+    stop: list[str] | None = Field(None, description="Strings that end the reply (Chat-UniVi's turns end at '###')")
 
 
 class RoleConfig(StrictModel):
@@ -120,11 +125,20 @@ class RoleConfig(StrictModel):
         4, ge=0, description="Transport retries with backoff on 5xx, timeouts and connection errors"
     )
     max_reasks: int = Field(2, ge=0, description="Re-asks when a reply is cut off or does not validate")
+    reply_format: Literal["json", "prose"] = Field(
+        "json",
+        description=(
+            "json: the reply is constrained to the stage's JSON schema; prose: the model answers in its own words "
+            "(the method's SALMONN and Chat-UniVi were not trained to write JSON), read by the reply's from_prose"
+        ),
+    )
 
     @model_validator(mode="after")
     def _served_roles_name_a_server(self) -> RoleConfig:
         if self.backend == "openai" and not self.endpoints:
             raise ValueError("a role on the openai backend names its endpoints")
+        if self.sampling.beam_width and self.reply_format == "json":
+            raise ValueError('beam search applies no JSON schema: a beam-searched role sets reply_format = "prose"')
         return self
 
 

@@ -32,6 +32,16 @@ class Reply(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     @classmethod
+    def from_prose(cls, text: str) -> Reply:
+        """The reply read from a model's own words (a role with reply_format = "prose"); only replies whose
+        meaning survives that say how."""
+        raise NotImplementedError(f"{cls.__name__} cannot be read from prose: its role needs reply_format = json")
+
+    @classmethod
+    def reads_prose(cls) -> bool:
+        return cls.from_prose.__func__ is not Reply.from_prose.__func__
+
+    @classmethod
     def response_format(cls) -> dict:
         """The OpenAI `response_format` that makes vLLM constrain decoding to this model."""
         return _response_format(cls)
@@ -51,6 +61,12 @@ class ClueReply(Reply):
 
     clues: Text = Field(description="The emotion-related clues observed in the signal")
     emotional_states: list[Word] = Field(max_length=12, description="The person's likely emotional states")
+
+    @classmethod
+    def from_prose(cls, text: str) -> ClueReply:
+        # The method's pre-labellers describe the clues in prose and name no list of states: the description
+        # is the clue, and the disambiguation reads the states from it.
+        return cls(clues=text, emotional_states=[])
 
 
 class DescriptionReply(Reply):

@@ -1,13 +1,27 @@
-"""Output: Parquet shards with deterministic names, a `datasets` DatasetDict, and a dataset card."""
+"""Output: Parquet shards with deterministic names, a `datasets` DatasetDict, and a dataset card.
+
+An export is written whole into a folder of its own, `OUT/.exports/<id>/` (data/, hf/, README.md), sealed
+(`data/.export.json` lists its shards, written last), and only then swapped in: `OUT/data` and `OUT/hf`
+are symbolic links replaced by a rename each, and `OUT/README.md` is renamed over. A reader sees the
+previous complete export or the new one, never a shard without its footer; a build killed before the
+swap leaves the previous export as it was.
+"""
 
 from __future__ import annotations
 
+import html
 import json
-from collections import Counter
+import os
+import re
+import shutil
+import uuid
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset, DatasetDict
 
@@ -20,6 +34,10 @@ from schemas.manifest import ClipRecord
 from schemas.review import ReviewDecision
 from schemas.row import CoarseRow
 from schemas.stats import StageStats
+from schemas.text_clean import remove_control_characters
+
+if TYPE_CHECKING:
+    from runtime.outdir import OutputFolder
 
 SPLITS = ("train", "review", "rejected", "failed")
 LICENCE = """## Licence
@@ -29,9 +47,16 @@ from them inherits those terms.
 """  # train: complete and passed every gate (or a reviewer accepted it); see gates/run.py for the rest
 
 
+EXPORTS = ".exports"  # in OUT: one folder per export; only the one swapped in stays
+SEAL = ".export.json"  # in data/: the shards of a complete export, with their rows and sizes; written last
+SWAPPED = ("data", "hf")  # OUT's links into the current export
+
+
 def write_manifest(records: Iterable[ClipRecord], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_table(sorted(records, key=lambda r: r.name), ClipRecord), path)
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(to_table(sorted(records, key=lambda r: r.name), ClipRecord), partial)
+    os.replace(partial, path)
 
 
 def write_batch_parts(rows: list[CoarseRow], parts_dir: Path, batch: int) -> None:
@@ -43,11 +68,35 @@ def write_batch_parts(rows: list[CoarseRow], parts_dir: Path, batch: int) -> Non
     tmp.replace(part)
 
 
+# An absolute path in a message (`/data/mer/video/x.mp4`, not a URL's `//host/...` nor `1/2`): the file name stays.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"`,;:()\[\]<>]+/)+([^\s/'\"`,;:()\[\]<>]*)")
+
+
+def without_local_paths(text: str | None, corpus_root: Path | None) -> str | None:
+    """`text` with paths inside the corpus made relative to it and any other absolute path reduced to its
+    file name: error messages go into the dataset, and a local path says nothing a reader can use."""
+    if not text:
+        return text
+    if corpus_root is not None:
+        text = text.replace(f"{corpus_root}/", "")
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", text)
+
+
+def _publishable(row: CoarseRow, corpus_root: Path | None) -> CoarseRow:
+    errors = [e.model_copy(update={"message": without_local_paths(e.message, corpus_root)}) for e in row.errors]
+    return row.model_copy(update={"clip_error": without_local_paths(row.clip_error, corpus_root), "errors": errors})
+
+
 def gate_parts(
-    parts: list[Path], gated_dir: Path, cfg: GatesConfig, decisions: dict[str, ReviewDecision]
+    parts: list[Path],
+    gated_dir: Path,
+    cfg: GatesConfig,
+    decisions: dict[str, ReviewDecision],
+    corpus_root: Path | None = None,
 ) -> tuple[dict[str, list[Path]], LengthBounds]:
     """Judge every row and write it to its split. Two streaming passes: the length gate's bounds come
-    from the whole corpus's description lengths, so they are read first (one column, not the rows)."""
+    from the whole corpus's description lengths, so they are read first (one column, not the rows).
+    Error messages lose their local paths (without_local_paths)."""
     counts = []
     for part in parts:
         table = pq.read_table(part, columns=["complete", "description_en"])
@@ -60,7 +109,10 @@ def gate_parts(
     gated_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[Path]] = {split: [] for split in SPLITS}
     for part in parts:
-        rows = [judge(CoarseRow.model_validate(r), cfg, bounds) for r in pq.read_table(part).to_pylist()]
+        rows = [
+            judge(_publishable(CoarseRow.model_validate(r), corpus_root), cfg, bounds)
+            for r in pq.read_table(part).to_pylist()
+        ]
         routed = {split: [] for split in SPLITS}
         for row in rows:
             routed[route(row, decisions)].append(row)
@@ -95,6 +147,67 @@ def write_shards(parts: list[Path], data_dir: Path, split: str, shard_rows: int)
     return paths
 
 
+def new_export_dir(out_dir: Path) -> Path:
+    """A fresh folder for the next export, beside the current one (same file system: renames are atomic)."""
+    folder = out_dir / EXPORTS / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    (folder / "data").mkdir(parents=True)
+    return folder
+
+
+def seal_shards(data_dir: Path) -> None:
+    """Mark `data_dir` complete: the list of its shards, each with its rows and size, written last."""
+    shards = {
+        p.name: {"rows": pq.ParquetFile(p).metadata.num_rows, "bytes": p.stat().st_size}
+        for p in sorted(data_dir.glob("*.parquet"))
+    }
+    partial = data_dir / f"{SEAL}.partial"
+    partial.write_text(json.dumps({"shards": shards}, indent=1), encoding="utf-8")
+    os.replace(partial, data_dir / SEAL)
+
+
+def incomplete_export(data_dir: Path) -> str | None:
+    """Why the shards in `data_dir` are not a complete export (None when they are): no seal, a shard
+    missing, added or of another size than sealed, or one whose footer does not read."""
+    try:
+        sealed = json.loads((data_dir / SEAL).read_text(encoding="utf-8"))["shards"]
+    except FileNotFoundError:
+        return f"{data_dir} has no {SEAL}: the export was not completed"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{data_dir / SEAL} does not read ({type(exc).__name__})"
+    present = {p.name: p for p in data_dir.glob("*.parquet")}
+    if set(present) != set(sealed):
+        odd = sorted(set(present) ^ set(sealed))
+        return f"{data_dir}: shards {odd} are not the sealed export's"
+    for name, path in sorted(present.items()):
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            return f"{path} is not a complete Parquet file ({exc})"
+        if path.stat().st_size != sealed[name]["bytes"] or rows != sealed[name]["rows"]:
+            return f"{path} is not the shard its export sealed (changed since)"
+    return None
+
+
+def swap_in(export_dir: Path, folder: OutputFolder) -> None:
+    """Make `export_dir` OUT's export: OUT/data and OUT/hf become links into it (each replaced by one
+    rename), OUT/README.md is renamed over, then every other export folder goes."""
+    out_dir = folder.path
+    for name in SWAPPED:
+        target = out_dir / name
+        if target.is_dir() and not target.is_symlink():
+            # An export of a version before .exports: moved aside whole (its own folder is then removed).
+            folder.claim(name)
+            os.replace(target, out_dir / EXPORTS / f"retired-{name}-{export_dir.name}")
+        link = out_dir / f".{name}.swap"
+        link.unlink(missing_ok=True)
+        os.symlink(Path(EXPORTS) / export_dir.name / name, link, target_is_directory=True)
+        os.replace(link, target)
+    folder.write_text("README.md", (export_dir / "README.md").read_text(encoding="utf-8"))
+    for old in (out_dir / EXPORTS).iterdir():
+        if old != export_dir:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def build_dataset_dict(shards: dict[str, list[Path]], cache_dir: Path) -> DatasetDict:
     feats = features(CoarseRow)
 
@@ -117,10 +230,16 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
     gate_runs: Counter[str] = Counter()
     gate_passes: Counter[str] = Counter()
     gate_reasons: Counter[str] = Counter()
+    servers: defaultdict[str, set[str]] = defaultdict(set)
     for split, files in parts.items():
         counts[split] = 0
         for part in files:
-            table = pq.read_table(part, columns=["clip_status", "errors", "labels", "gates"])
+            table = pq.read_table(part, columns=["clip_status", "errors", "labels", "gates", "provenance"])
+            if split == "train":  # what answered the published rows
+                for calls in table.column("provenance").to_pylist():
+                    for call in calls:
+                        if call.get("attempts"):
+                            servers[call["model"]].add(call.get("server_version") or "unknown")
             for verdicts in table.column("gates").to_pylist():
                 for v in verdicts:
                     gate_runs[v["gate"]] += 1
@@ -144,6 +263,7 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
         "gates": gates,
         "gate_failures": dict(gate_reasons.most_common(20)),
         "top_labels": labels.most_common(20),
+        "server_versions": {model: sorted(versions) for model, versions in sorted(servers.items())},
     }
 
 
@@ -152,17 +272,57 @@ def _reason_kind(reason: str) -> str:
     return reason.split(" (")[0].split(":")[0][:80]
 
 
+# Markdown characters that start a link, an image, code, emphasis, a table cell, strikethrough or math
+# (the Hub renders $...$); `_` only where it can emphasise (CommonMark ignores it inside a word, so
+# `audio_clue@3` stays as it reads). No well-kept library escapes Markdown (they render it), hence this.
+_MARKDOWN_ACTIVE = re.compile(r"[\\`*\[\]!|~$]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def markdown_text(value: object) -> str:
+    """`value` (a label, a reason, a model or corpus name: anything a user or a model made) as literal
+    text in the card, on one line: no HTML, link, image, code span or table cell can come out of it."""
+    text, _ = remove_control_characters(" ".join(str(value).split()))
+    text = _MARKDOWN_ACTIVE.sub(lambda m: "\\" + m.group(), html.escape(text, quote=False))
+    return text.replace("://", ":&#47;&#47;")  # GitHub-flavoured renderers turn a bare URL into a link
+
+
+def corpus_name(corpus: str | Path) -> str:
+    """How the card names the corpus: its folder's name, never its local path."""
+    return Path(corpus).name or str(corpus)
+
+
+def _cells(*values: object) -> str:
+    return "| " + " | ".join(markdown_text(v) for v in values) + " |"
+
+
 def stage_cost_table(stages: dict[str, dict]) -> str:
     keys = tuple(StageStats.model_fields)
     head = "| stage | " + " | ".join(k.replace("_", " ") for k in keys) + " |"
     rule = "|---" * (len(keys) + 1) + "|"
-    lines = [f"| {stage} | " + " | ".join(str(v[k]) for k in keys) + " |" for stage, v in stages.items()]
+    lines = [_cells(stage, *(v[k] for k in keys)) for stage, v in stages.items()]
     return "\n".join([head, rule, *(lines or ["| (no stage ran) |" + " 0 |" * len(keys)])])
+
+
+def lineup_table(lineup: dict) -> str:
+    return "\n".join(_cells(role, ", ".join(v["models"]), v["prompt"], v["media"]) for role, v in lineup.items())
+
+
+def top_labels_text(top: list) -> str:
+    return ", ".join(f"{markdown_text(w)} ({n})" for w, n in top) or "(none)"
+
+
+def summary_json(summary: dict) -> str:
+    """The summary as JSON for a fenced block: a backtick in a label cannot close the fence."""
+    text = json.dumps(summary, ensure_ascii=False, indent=1)
+    return text.replace("`", "\\u0060").replace("<", "\\u003c")  # only inside JSON strings: still the same JSON
 
 
 def dataset_card(
     summary: dict, lineup: dict, corpus: str, config_fingerprint: str, stages: dict[str, dict] | None = None
 ) -> str:
+    """The local card: the whole build (every split's counts, the gates' commonest reasons, the labels of
+    every row). Everything user- or model-made in it is escaped (markdown_text); the corpus is named by
+    its folder. What push publishes is derived from the train rows only (flows/publish.py)."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = "\n".join(
         ["---", "configs:", "- config_name: default", "  data_files:"]
@@ -170,29 +330,30 @@ def dataset_card(
         + ["license: other", "license_name: mer-eula", "task_categories:", "- video-classification", "---"]
     )
     rows = "\n".join(f"| {split} | {n} |" for split, n in summary["splits"].items())
-    roles = "\n".join(
-        f"| {role} | {', '.join(v['models'])} | {v['prompt']} | {v['media']} |" for role, v in lineup.items()
-    )
-    status = "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["clip_status"].items()))
+    roles = lineup_table(lineup)
+    status = "\n".join(_cells(k, v) for k, v in sorted(summary["clip_status"].items()))
     errors = (
-        "\n".join(f"| {k} | {v} |" for k, v in sorted(summary["rows_with_errors_by_stage"].items()))
-        or "| (none) | 0 |"
+        "\n".join(_cells(k, v) for k, v in sorted(summary["rows_with_errors_by_stage"].items())) or "| (none) | 0 |"
     )
-    top = ", ".join(f"{w} ({n})" for w, n in summary["top_labels"]) or "(none)"
+    top = top_labels_text(summary["top_labels"])
     gates = (
         "\n".join(
-            f"| {g} | {v['judged']} | {v['passed']} | {v['pass_rate']:.1%} |"
-            for g, v in summary.get("gates", {}).items()
+            _cells(g, v["judged"], v["passed"], f"{v['pass_rate']:.1%}") for g, v in summary.get("gates", {}).items()
         )
         or "| (no complete rows) | 0 | 0 | - |"
     )
     stage_costs = stage_cost_table(stages or {})
-    failures = "\n".join(f"| {k} | {n} |" for k, n in summary.get("gate_failures", {}).items()) or "| (none) | 0 |"
+    versions = summary.get("server_versions", {})
+    served_by = "Server versions that answered the published rows (vLLM's `/version`): " + (
+        "; ".join(f"{markdown_text(m)}: {markdown_text(', '.join(v))}" for m, v in versions.items()) or "none"
+    )
+    failures = "\n".join(_cells(k, n) for k, n in summary.get("gate_failures", {}).items()) or "| (none) | 0 |"
+    corpus, config_fingerprint = markdown_text(corpus_name(corpus)), markdown_text(config_fingerprint)
     return f"""{header}
 
 # Coarse emotion descriptions (EMER-Coarse style)
 
-Built {now} from `{corpus}` by the build-coarse pipeline (config fingerprint `{config_fingerprint}`).
+Built {now} from the corpus {corpus} by the build-coarse pipeline (config fingerprint {config_fingerprint}).
 Each row carries audio and visual emotion clues, an emotion-reasoning description in English and
 Chinese, open-vocabulary emotion labels and per-stage provenance (prompt version, model, sampling, server).
 
@@ -227,6 +388,8 @@ Most common reasons a gate held a row back:
 |---|---|---|---|
 {roles}
 
+{served_by}
+
 ## What each stage cost
 
 In the run that wrote this export (a stage's seconds overlap across clips; hits were answered before):
@@ -249,6 +412,6 @@ Most frequent labels: {top}
 
 {LICENCE}
 ```json
-{json.dumps(summary, ensure_ascii=False, indent=1)}
+{summary_json(summary)}
 ```
 """

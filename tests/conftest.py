@@ -35,11 +35,12 @@ DEMO_SERVERS = {
 
 
 # Tests that need a heavy real service are marked by the fixtures they use, so `scripts/test --fast`
-# (`-m "not vllm and not label_studio and not prefect_server"`) leaves out exactly those.
+# (`-m "not vllm and not label_studio and not prefect_server and not cli_build"`) leaves out exactly those.
 SERVICE_FIXTURES = {
     "vllm": {"servers", "vllm_parsed"},
     "label_studio": {"label_studio"},
     "prefect_server": {"prefect_server", "prefect_server_on_postgres"},
+    "cli_build": {"rebuild"},
 }
 
 

@@ -148,7 +148,7 @@ def test_dataset_dict_shards_and_card(built):
     assert set(ds) == {"train", "review", "rejected", "failed"} and all(
         ds[s].num_rows == n for s, n in summary["splits"].items()
     )
-    assert sorted(p.name for p in (out / "data").iterdir()) == [
+    assert sorted(p.name for p in (out / "data").glob("*.parquet")) == [
         f"{s}-00000-of-00001.parquet" for s in ("failed", "rejected", "review", "train")
     ]
     card = (out / "README.md").read_text()

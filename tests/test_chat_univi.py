@@ -1,4 +1,4 @@
-"""Chat-UniVi through this project's vLLM plugin (issue 6), on the CPU with tiny random weights.
+"""Chat-UniVi through this project's vLLM plugin (issues 6 and 12), on the CPU with tiny random weights.
 
 Specifies that the plugin's token merging computes what the authors' cluster.py / arch.py compute
 (tests/reference/chat_univi_ref.py) for images and videos, that the number of placeholder tokens the
@@ -6,7 +6,15 @@ processor puts in the prompt is the number of merged tokens the model returns, a
 turns a Chat-UniVi repo (config type ChatUniVi) and a CLIP directory into one loadable directory whose
 weight names the model class declares; and that the served model (vLLM's OpenAI server, a `video_url`
 part) computes what the authors' forward pass computes over the unconverted release, and answers the
-visual-clue role. The model code runs in the vLLM environment (torch) as child processes.
+visual-clue role.
+
+What the prompt tests are checked against: the authors' "simple" conversation as ChatUniVi/conversation.py
+writes it (simple_conv: its system text, the seed turns "Hi!" / "Hi there! How can I help you today?", sep
+"###"; the literal strings below), rendered through vLLM's own chat-template code (parse_chat_messages and
+safe_apply_chat_template) with both content formats; and, for token ids, the authors' tokenizer_image_token
+rule applied with the `sentencepiece` package to the Vicuna-style sentencepiece model the fake release
+trains (tests/reference/chat_univi_ref.py), never the converted tokenizer. The model code runs in the
+vLLM environment (torch) as child processes.
 """
 
 from __future__ import annotations
@@ -150,8 +158,89 @@ def test_converter_writes_a_directory_with_the_names_the_model_class_loads(tmp_p
     assert facts["projector_same"] and facts["lm_keys"] > 0 and facts["lm_head"]
     assert facts["ids"] == [facts["repo_vocab"], facts["repo_vocab"] + 1] and facts["vocab"] == facts["repo_vocab"] + 2
     assert facts["rates"] == [64, 32, 16, 0.0625] and facts["select"] == [-2, "patch"]
-    assert facts["template"] == "<s>###Human: <video>\nDescribe the emotion.###Assistant:"
+    # the authors' simple_conv (no system message: theirs), the question after the visual marker and a newline
+    assert facts["template"] == (
+        "<s>" + AUTHORS_SYSTEM + "###" + AUTHORS_SEED + "Human: <video>\nDescribe the emotion.###Assistant:"
+    )
     assert (facts["model_type"], facts["arch"]) == ("chat_univi", ["ChatUniViForConditionalGeneration"])
+
+
+# ChatUniVi/conversation.py, simple_conv, as the authors wrote it.
+AUTHORS_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+AUTHORS_SEED = "Human: Hi!###Assistant: Hi there! How can I help you today?###"
+
+RENDER = r"""
+import base64, io, json, sys
+from pathlib import Path
+from PIL import Image
+from vllm.plugins import load_general_plugins
+load_general_plugins()
+from vllm.config import ModelConfig
+from vllm.renderers.chat_utils import parse_chat_messages
+from vllm.renderers.hf import safe_apply_chat_template
+from vllm.tokenizers import get_tokenizer
+from annotators.vllm_models.fake_release import write_chat_univi_release
+from annotators.vllm_models.convert import convert_chat_univi
+root, video = Path(ARGS[0]), ARGS[1]
+paths = write_chat_univi_release(root / "release")
+out = convert_chat_univi(paths["repo"], paths["clip"], root / "converted", dtype="float32")
+config = ModelConfig(model=str(out), dtype="float32", max_model_len=2048, limit_mm_per_prompt={"image": 1, "video": 1})
+tokenizer = get_tokenizer(str(out))
+png = io.BytesIO()
+Image.new("RGB", (32, 24), (200, 30, 30)).save(png, format="PNG")
+png = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+image = {"type": "image_url", "image_url": {"url": png}}
+video = "data:video/mp4;base64," + base64.b64encode(Path(video).read_bytes()).decode()
+video = {"type": "video_url", "video_url": {"url": video}}
+def content(text, as_list, media=()):
+    return [*media, {"type": "text", "text": text}] if as_list or media else text
+rendered, MEDIA = {}, {"video": {"fps": 1, "num_frames": 100}}
+for fmt in ("string", "openai"):
+    for as_list in (False, True):
+        for name, media in (("image", image), ("video", video)):
+            conversations = {
+                "ask": [{"role": "user", "content": content("Describe the emotion.", as_list, [media])}],
+                "two_texts": [{"role": "user", "content": [media, {"type": "text", "text": "Describe"},
+                                                           {"type": "text", "text": "the emotion."}]}],
+                "reask": [
+                    {"role": "system", "content": content("You are a careful annotator.", as_list)},
+                    {"role": "user", "content": content("Describe the emotion.", as_list, [media])},
+                    {"role": "assistant", "content": content('{"clues": "', as_list)},
+                    {"role": "user", "content": content("Answer again, as JSON.", as_list)},
+                ],
+            }
+            for kind, messages in conversations.items():
+                conversation, _, _ = parse_chat_messages(messages, config, fmt, media_io_kwargs=MEDIA)
+                rendered[f"{fmt}/{'list' if as_list else 'string'}/{name}/{kind}"] = safe_apply_chat_template(
+                    config, tokenizer, conversation, tokenize=False, add_generation_prompt=True)
+print(json.dumps(rendered))
+"""
+
+
+def test_chat_template_renders_the_authors_conversation_for_both_content_formats_and_every_role(tmp_path):
+    clip = synth.talking_clip(tmp_path / "clip.mp4", "I am so happy today!", seconds=3.0)
+    rendered = in_vllm_env(RENDER.replace("ARGS", repr([str(tmp_path), str(clip)])))
+    assert len(rendered) == 24
+    for key, text in rendered.items():
+        fmt, contents, media, kind = key.split("/")
+        marker = "<image>" if media == "image" else "<video>"
+        if kind == "two_texts":  # text parts joined by newlines, as vLLM's "string" format joins them
+            expected = (
+                "<s>" + AUTHORS_SYSTEM + "###" + AUTHORS_SEED + f"Human: {marker}\nDescribe\nthe emotion.###Assistant:"
+            )
+        elif kind == "ask":
+            expected = (
+                "<s>" + AUTHORS_SYSTEM + "###" + AUTHORS_SEED + f"Human: {marker}\nDescribe the emotion.###Assistant:"
+            )
+        else:  # the system message replaces simple_conv's system text; the past reply is an "Assistant: ...###" turn
+            expected = (
+                "<s>You are a careful annotator.###" + AUTHORS_SEED + f"Human: {marker}\nDescribe the emotion.###"
+                'Assistant: {"clues": "###Human: Answer again, as JSON.###Assistant:'
+            )
+        assert text == expected, key
 
 
 # --- served on the CPU ------------------------------------------------------------------------------
@@ -162,7 +251,7 @@ def test_converter_writes_a_directory_with_the_names_the_model_class_loads(tmp_p
 SPEC = LocalServer(
     name="chat_univi",
     model="tiny:chat_univi",
-    port=0,
+    port=8000,  # a placeholder: the fixture gives the server a free port
     served_model_name="tiny-chat-univi",
     extra_args=[
         "--dtype",
@@ -216,14 +305,16 @@ mine = load_file(
 )
 theirs = load_file(served / "model.safetensors")
 identical = mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+system = ARGS[4]
 subprocess.run([sys.executable, "-m", "tests.reference.chat_univi_ref", "--release", str(root / "release"),
-                "--video", video, "--question", question, "--out", str(root / "ref.json")], check=True)
+                "--video", video, "--question", question, "--out", str(root / "ref.json"),
+                *(["--system", system] if system else [])], check=True)
 print(json.dumps({"identical": identical, "out": str(root / "ref.json")}))
 """
 
 
-@pytest.mark.parametrize("seconds", [3.4, 20.0])
-def test_served_chat_univi_computes_the_authors_forward_pass_on_a_video(chat_univi, tmp_path, seconds):
+@pytest.mark.parametrize(("seconds", "system"), [(3.4, None), (20.0, "You describe emotions in videos.")])
+def test_served_chat_univi_computes_the_authors_forward_pass_on_a_video(chat_univi, tmp_path, seconds, system):
     clip = synth.talking_clip(tmp_path / "clip.mp4", "I am so happy today, I finally passed!", seconds=seconds)
     url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
     body = {
@@ -233,17 +324,20 @@ def test_served_chat_univi_computes_the_authors_forward_pass_on_a_video(chat_uni
         "prompt_logprobs": 20,
         "return_token_ids": True,
         "messages": [
+            *([{"role": "system", "content": system}] if system else []),
             {
                 "role": "user",
                 "content": [{"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": QUESTION}],
-            }
+            },
         ],
     }
     r = httpx.post(f"{chat_univi.base_url}/chat/completions", json=body, timeout=300)
     assert r.status_code == 200, r.text
     reply = r.json()
     ids, prompt_lp = reply["prompt_token_ids"], reply["prompt_logprobs"]
-    code = REFERENCE.replace("ARGS", repr([str(tmp_path / "ref"), chat_univi.model_path(), clip.as_uri(), QUESTION]))
+    code = REFERENCE.replace(
+        "ARGS", repr([str(tmp_path / "ref"), chat_univi.model_path(), clip.as_uri(), QUESTION, system or ""])
+    )
     facts = in_vllm_env(code)
     assert facts["identical"], "the served directory is the converted fake release"
     ref = json.loads(Path(facts["out"]).read_text())
@@ -253,9 +347,12 @@ def test_served_chat_univi_computes_the_authors_forward_pass_on_a_video(chat_uni
     assert int(seconds) - 1 <= ref["frames"] <= int(seconds)
     video_id = max(ids)
     assert ids.count(video_id) == 112 * events
-    assert [
-        video_id if r == -1 else r for r in ref["ids"]
-    ] == ids  # "###Human: " + visual tokens + "\n" + question + "###Assistant:"
+    # The authors' prompt token for token: <s>, their system text (or the request's), "###", the seed turns,
+    # "Human: ", the visual tokens, "\n" + question + "###Assistant:", each piece tokenized by sentencepiece on
+    # its own (tokenizer_image_token), so "\u2581" starts each piece.
+    assert [video_id if r == -1 else r for r in ref["ids"]] == ids
+    if system is None:
+        assert len(ids) - 112 * events > 60  # simple_conv's system text and the seed turns are there
     worst = max(
         abs(entry["logprob"] - ref["logprobs"][pos - 1][int(token)])
         for pos in range(1, len(ids))
@@ -281,3 +378,45 @@ def test_visual_clue_role_asks_chat_univi_with_a_video(chat_univi, good_clip):
     answer = asyncio.run(go())
     assert answer.ok, answer.error
     assert answer.value.clues and answer.call.model == "tiny-chat-univi" and answer.call.prompt_tokens > 112
+
+
+REASK_IDS = r"""
+import json
+from pathlib import Path
+import sentencepiece as spm
+from annotators.vllm_models.fake_release import write_chat_univi_release
+from tests.reference.chat_univi_ref import simple_prompt, tokenizer_image_token, visual_question
+root, system, question, reply, reask = Path(ARGS[0]), *ARGS[1:]
+paths = write_chat_univi_release(root / "release", seed=0)  # tiny:chat_univi's seed
+sp = spm.SentencePieceProcessor(model_file=str(paths["repo"] / "tokenizer.model"))
+turns = [("Human", visual_question(question, 1)), ("Assistant", reply), ("Human", reask)]
+print(json.dumps({"ids": tokenizer_image_token(simple_prompt(turns, system), sp)}))
+"""
+
+
+def test_a_reask_of_the_visual_clue_role_reaches_chat_univi_as_the_authors_conversation(
+    chat_univi, good_clip, tmp_path
+):
+    """The role's system prompt reaches the model, and a re-ask (the previous assistant turn sent back, as
+    list parts under --chat-template-content-format openai) is served, token for token the authors' way."""
+    config = RoleConfig(
+        endpoints=[Endpoint(base_url=chat_univi.base_url, model=SPEC.served_model_name)],
+        prompt="visual_clue",
+        media=MediaTransport.video_url,
+    )
+    prompt = load_prompt("visual_clue")
+    messages = with_media(prompt.messages("without_subtitle"), visual_parts(config, [], good_clip))
+    reply, reask = '{"clues": "The', "Your reply was not valid JSON. Answer again with the JSON object only."
+    messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": reask}]
+    body = {"model": SPEC.served_model_name, "temperature": 0, "max_tokens": 1, "return_token_ids": True}
+    r = httpx.post(f"{chat_univi.base_url}/chat/completions", json={**body, "messages": messages}, timeout=300)
+    assert r.status_code == 200, r.text
+    ids = r.json()["prompt_token_ids"]
+    video_id = max(ids)
+    question = messages[1]["content"][-1]["text"]
+    expected = in_vllm_env(REASK_IDS.replace("ARGS", repr([str(tmp_path), prompt.system, question, reply, reask])))[
+        "ids"
+    ]
+    collapsed = [t for i, t in enumerate(ids) if t != video_id or i == 0 or ids[i - 1] != video_id]
+    assert [-1 if t == video_id else t for t in collapsed] == expected
+    assert ids.count(video_id) % 112 == 0 and ids.count(video_id) > 0

@@ -13,7 +13,7 @@ import pytest
 from annotators.client import RoleClient
 from annotators.prompts import load_prompt
 from schemas.config import Endpoint, RoleConfig
-from schemas.replies import LabelsReply
+from schemas.replies import ClueReply, LabelsReply
 from tests.fakes import ScriptedServer, completion
 
 
@@ -140,3 +140,45 @@ def test_least_loaded_dispatch_spreads_over_endpoints(scripted):
     answers = asyncio.run(go())
     assert all(x.ok for x in answers)
     assert len(a.requests) + len(b.requests) == 16 and min(len(a.requests), len(b.requests)) >= 4
+
+
+def test_a_prose_role_with_beam_search_asks_as_vllm_beam_searches_and_reads_the_prose(scripted):
+    """The method's SALMONN decoding: vLLM's beam-search request fields, no JSON schema (vLLM applies none to
+    beams), and the model's own words taken as the clue (checked against vLLM 0.32's request fields)."""
+    server = scripted([completion("The speaker's voice trembles and rises at the end.")])
+    config = RoleConfig(
+        endpoints=[Endpoint(base_url=server.url, model="m")],
+        prompt="audio_clue",
+        reply_format="prose",
+        sampling={"beam_width": 4, "length_penalty": 1.0, "max_tokens": 200},
+    )
+    prompt = load_prompt("audio_clue")
+
+    async def go():
+        client = RoleClient("audio_clue", config, prompt, "h")
+        try:
+            return await client.ask(prompt.messages("without_subtitle"), ClueReply)
+        finally:
+            await client.aclose()
+
+    answer = asyncio.run(go())
+    sent = server.requests[0]
+    assert sent["use_beam_search"] is True and sent["n"] == 4 and sent["length_penalty"] == 1.0
+    assert "response_format" not in sent and "seed" not in sent and sent["max_tokens"] == 200
+    assert answer.ok and answer.value == ClueReply(
+        clues="The speaker's voice trembles and rises at the end.", emotional_states=[]
+    )
+
+
+def test_beam_search_without_prose_replies_is_a_configuration_error():
+    with pytest.raises(ValueError, match="reply_format"):
+        RoleConfig(endpoints=[Endpoint(base_url="http://x/v1", model="m")], sampling={"beam_width": 4})
+
+
+def test_stop_strings_are_sent_as_the_openai_stop_field(scripted):
+    server = scripted([completion('{"labels": []}')])
+    ask(server.url, sampling={"stop": ["###"]})
+    assert server.requests[0]["stop"] == ["###"]
+    server = scripted([completion('{"labels": []}')])
+    ask(server.url)
+    assert "stop" not in server.requests[0]  # unset: the server's default

@@ -62,7 +62,9 @@ def test_both_services_install_the_plugin_then_serve_the_converted_directories()
         assert "media:/state/media:ro" in service["volumes"]  # the stack's media cache stays mounted
         argv = command_argv(service)
         assert argv[0] == model and flag(argv, "--served-model-name") == served
-        assert flag(argv, "--chat-template-content-format") == "openai" and flag(argv, "--dtype") == "float16"
+        assert flag(argv, "--chat-template-content-format") == "openai" and flag(argv, "--dtype") == (
+            "float16" if served == "salmonn" else "bfloat16"
+        )
         assert service["image"].startswith("vllm/vllm-openai") and "healthcheck" in service  # from the stack
     audio, video = (command_argv(services[n]) for n in ("vllm-audio", "vllm-video"))
     assert flag(audio, "--limit-mm-per-prompt") == '{"audio":1}' and flag(audio, "--max-model-len") == "2048"

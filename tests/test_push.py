@@ -309,6 +309,7 @@ def build_out(out: Path, train_shards: int = 1, *, card_extra: str = "") -> Path
     path = data / "failed-00000-of-00001.parquet"
     pq.write_table(to_table([row(n, False) for n in FAILED], CoarseRow), path)
     parts["failed"].append(path)
+    export.seal_shards(data)  # as the export seals what it wrote, last
     summary = export.summarise(parts)
     (out / "README.md").write_text(
         export.dataset_card(summary, LINEUP, "/corpora/mer2025", "f1ngerpr1nt") + card_extra, encoding="utf-8"
@@ -475,6 +476,7 @@ def test_refuses_a_train_shard_with_rows_that_did_not_pass_the_gate(hub, tmp_pat
         to_table([row("sample_00000001", True), row("sneaked_in", False)], CoarseRow),
         out / "data" / "train-00000-of-00001.parquet",
     )
+    export.seal_shards(out / "data")
     with pytest.raises(publish.PushError, match="did not pass the gate"):
         publish.push(out, REPO, endpoint=hub.url)
     assert hub.requests == []

@@ -1,11 +1,23 @@
-"""SALMONN served by vLLM through this project's plugin (issue 6), on the CPU with tiny random weights.
+"""SALMONN served by vLLM through this project's plugin (issues 6 and 12), on the CPU with tiny random weights.
 
 Specifies that vLLM finds the plugin; that the converter turns checkpoints in the authors' release
-layout into one directory (LoRA merged, BEATs' weight norm folded, the placeholder token added);
-that the served model computes what the authors' forward pass computes (tests/reference/salmonn_ref.py:
+layout into one directory (LoRA merged, BEATs' weight norm folded, the placeholder token added), and
+accepts the checkpoint as the authors' trainer saves it (runner.save_checkpoint keeps BEATs' shared
+relative-position table under layers 1..N) while refusing anything it cannot prove redundant; that the
+served model computes what the authors' forward pass computes (tests/reference/salmonn_ref.py:
 the same release, unconverted, through transformers' Whisper, Q-Former and Llama with unmerged LoRA,
 a fairseq-layout BEATs and torchaudio's Kaldi filter banks); that the audio-clue role gets answers
-from it; and that the build flow runs end to end with the SALMONN line-up (data/configs/cpu-salmonn.toml).
+from it, a re-ask included; that the server's beam search runs over it; and that the build flow runs end
+to end with the SALMONN line-up (data/configs/cpu-salmonn.toml).
+
+What the prompt tests are checked against: the authors' prompt as their code builds it (the config's
+prompt_template "USER: {}\\nASSISTANT:" filled with "<Speech><SpeechHere></Speech> " + prompt.strip(),
+cli_inference.py; the literal strings below), rendered through vLLM's own chat-template code
+(parse_chat_messages and safe_apply_chat_template) with both content formats; and, for token ids, the
+authors' piecewise rule (prompt_wrap: split at <SpeechHere>, each piece tokenized on its own by the slow
+sentencepiece tokenizer) applied with the `sentencepiece` package to the Vicuna-style sentencepiece model
+the fake release trains (tests/reference/salmonn_ref.py), never the converted tokenizer. The trainer
+layout is checked against runner.save_checkpoint's rule (state_dict() less the frozen named_parameters()).
 The model code runs in the vLLM environment (torch), so those checks run there as child processes.
 """
 
@@ -143,6 +155,9 @@ print(json.dumps({
     "speech_id": cfg["speech_token_index"], "speech_token": tok.convert_ids_to_tokens(cfg["speech_token_index"]),
     "arch": cfg["architectures"], "model_type": cfg["model_type"], "qformer": cfg["qformer_config"], "template": text,
     "files": sorted(p.name for p in out.iterdir()),
+    "ckpt_entries": sorted(ckpt),
+    "ckpt_top": sorted(torch.load(paths["ckpt"], weights_only=True)),
+    "redundant": cfg["conversion"]["redundant_entries_dropped"],
 }))
 """
 
@@ -177,6 +192,117 @@ def test_converter_turns_the_release_layout_into_one_servable_directory(tmp_path
         "tokenizer.json",
         "generation_config.json",
     } <= set(facts["files"])
+    # The release as the authors' trainer saves it (runner.save_checkpoint): no frozen Vicuna, Whisper or BEATs
+    # parameter, but BEATs' shared table under layer 1 (named_parameters() lists it once, under layer 0), which
+    # the converter accepts as redundant and says so.
+    entries = facts["ckpt_entries"]
+    assert facts["ckpt_top"] == ["config", "epoch", "model", "optimizer"]
+    assert [k for k in entries if k.startswith(("beats.", "speech_encoder."))] == [
+        "beats.encoder.layers.1.self_attn.relative_attention_bias.weight"
+    ]
+    lm = [k for k in entries if k.startswith("llama_model.")]
+    assert lm and all("lora_" in k or k.endswith("rotary_emb.inv_freq") for k in lm)  # no frozen Vicuna weight
+    assert "speech_Qformer.bert.embeddings.position_ids" in entries
+    assert facts["redundant"] == ["beats.encoder.layers.1.self_attn.relative_attention_bias.weight"]
+
+
+REFUSE = r"""
+import json, sys, torch
+from pathlib import Path
+from annotators.vllm_models.fake_release import write_salmonn_release, TINY_QFORMER
+from annotators.vllm_models.convert import convert_salmonn
+root = Path(ARGS[0])
+paths = write_salmonn_release(root / "release", seed=3)
+saved = torch.load(paths["ckpt"], weights_only=True)
+table = "beats.encoder.layers.1.self_attn.relative_attention_bias.weight"
+cases = {
+    "table_differs": {table: saved["model"][table] + 1e-3},
+    "other_beats_entry": {"beats.encoder.layers.1.fc1.weight": torch.zeros(128, 64)},
+    "unknown_entry": {"something_else.weight": torch.zeros(2)},
+}
+out = {}
+for name, extra in cases.items():
+    torch.save({**saved, "model": {**saved["model"], **extra}}, paths["ckpt"])
+    try:
+        heads = TINY_QFORMER["num_attention_heads"]
+        convert_salmonn(**paths, out_dir=root / name, qformer_heads=heads, dtype="float32")
+        out[name] = "accepted"
+    except (KeyError, ValueError) as exc:
+        out[name] = type(exc).__name__ + ": " + str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_converter_refuses_checkpoint_entries_it_cannot_prove_redundant(tmp_path):
+    facts = in_vllm_env(REFUSE.replace("ARGS", repr([str(tmp_path)])))
+    assert facts["table_differs"].startswith("ValueError") and "differs" in facts["table_differs"]
+    assert facts["other_beats_entry"].startswith("ValueError")
+    assert facts["unknown_entry"].startswith("KeyError") and "unexpected weights" in facts["unknown_entry"]
+
+
+RENDER = r"""
+import base64, io, json, sys
+from pathlib import Path
+import numpy as np, soundfile as sf
+from vllm.plugins import load_general_plugins
+load_general_plugins()
+from vllm.config import ModelConfig
+from vllm.renderers.chat_utils import parse_chat_messages
+from vllm.renderers.hf import safe_apply_chat_template
+from vllm.tokenizers import get_tokenizer
+from annotators.vllm_models.fake_release import write_salmonn_release, TINY_QFORMER
+from annotators.vllm_models.convert import convert_salmonn
+root = Path(ARGS[0])
+paths = write_salmonn_release(root / "release", seed=3)
+out = convert_salmonn(**paths, out_dir=root / "converted", qformer_heads=TINY_QFORMER["num_attention_heads"],
+                      dtype="float32")
+config = ModelConfig(model=str(out), dtype="float32", max_model_len=2048, limit_mm_per_prompt={"audio": 1})
+tokenizer = get_tokenizer(str(out))
+wav = io.BytesIO()
+sf.write(wav, np.zeros(16000, dtype=np.float32), 16000, format="WAV")
+audio = {"type": "input_audio", "input_audio": {"data": base64.b64encode(wav.getvalue()).decode(), "format": "wav"}}
+def content(text, as_list, media=()):
+    return [*media, {"type": "text", "text": text}] if as_list or media else text
+rendered = {}
+for fmt in ("string", "openai"):
+    for as_list in (False, True):
+        conversations = {
+            "ask": [{"role": "user", "content": content("  What emotion do you hear? ", as_list, [audio])}],
+            "two_texts": [{"role": "user", "content": [audio, {"type": "text", "text": "What emotion"},
+                                                       {"type": "text", "text": "do you hear?"}]}],
+            "reask": [
+                {"role": "system", "content": content("Be brief.", as_list)},
+                {"role": "user", "content": content("What emotion do you hear?", as_list, [audio])},
+                {"role": "assistant", "content": content('{"clues": "', as_list)},
+                {"role": "user", "content": content("Answer again, as JSON.", as_list)},
+            ],
+        }
+        for kind, messages in conversations.items():
+            conversation, _, _ = parse_chat_messages(messages, config, fmt)
+            rendered[f"{fmt}/{'list' if as_list else 'string'}/{kind}"] = safe_apply_chat_template(
+                config, tokenizer, conversation, tokenize=False, add_generation_prompt=True)
+print(json.dumps(rendered))
+"""
+
+
+def test_chat_template_renders_the_authors_prompt_for_both_content_formats_and_every_role(tmp_path):
+    rendered = in_vllm_env(RENDER.replace("ARGS", repr([str(tmp_path)])))
+    assert len(rendered) == 12
+    authors = "USER: {}\nASSISTANT:"  # configs/decode_config.yaml, prompt_template
+    for key, text in rendered.items():
+        if key.endswith("/two_texts"):  # text parts joined by newlines, as vLLM's "string" format joins them
+            expected = "<s>" + authors.format("<Speech><SpeechHere></Speech> What emotion\ndo you hear?")
+        elif key.endswith("/ask"):  # cli_inference.py: "<Speech><SpeechHere></Speech> " + prompt.strip()
+            expected = "<s>" + authors.format(
+                "<Speech><SpeechHere></Speech> " + "  What emotion do you hear? ".strip()
+            )
+        else:  # the system text in front of the user's; the past reply ends with </s>; the re-ask is a new turn
+            expected = (
+                "<s>"
+                + authors.format("<Speech><SpeechHere></Speech> Be brief. What emotion do you hear?")
+                + ' {"clues": "</s>USER: Answer again, as JSON.\nASSISTANT:'
+            )
+        assert text == expected, key
 
 
 KALDI = r"""
@@ -359,3 +485,65 @@ def test_build_flow_runs_end_to_end_with_the_salmonn_line_up(salmonn, servers, t
     assert heard == sum(p["attempts"] for p in calls) >= 4
     card = (tmp_path / "out" / "README.md").read_text()
     assert "tiny-salmonn" in card and summary["model_calls"] >= heard
+
+
+REASK_IDS = r"""
+import json
+from pathlib import Path
+import sentencepiece as spm
+from annotators.vllm_models.fake_release import write_salmonn_release
+root, system, user, reply, reask = Path(ARGS[0]), *ARGS[1:]
+paths = write_salmonn_release(root / "release", seed=0)  # tiny:salmonn's seed
+sp = spm.SentencePieceProcessor(model_file=str(paths["vicuna"] / "tokenizer.model"))
+# prompt_wrap's pieces, each tokenized on its own, the re-ask's turn after </s> another piece (the slow tokenizer
+# splits its input at special tokens and encodes each stretch with sentencepiece).
+prompt = (system + " " + user.strip()).strip()
+ids = ([sp.bos_id()] + sp.encode("USER: <Speech>") + [-1] + sp.encode("</Speech> " + prompt + "\nASSISTANT: " + reply)
+       + [sp.eos_id()] + sp.encode("USER: " + reask + "\nASSISTANT:"))
+print(json.dumps({"ids": ids}))
+"""
+
+
+def test_a_reask_of_the_audio_clue_role_is_served_token_for_token_as_the_pieces_tokenize(salmonn, wav, tmp_path):
+    """The role's system prompt and a re-ask (the previous assistant turn sent back, as list parts under
+    --chat-template-content-format openai) reach SALMONN; its ids are the authors' pieces' ids."""
+    client = role(salmonn, MediaTransport.input_audio)
+    messages = with_media(client.prompt.messages("without_subtitle"), audio_parts(client.config, wav))
+    reply, reask = '{"clues": "The', "Your reply was not valid JSON. Answer again with the JSON object only."
+    messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": reask}]
+    body = {"model": SPEC.served_model_name, "temperature": 0, "max_tokens": 1, "return_token_ids": True}
+    r = httpx.post(f"{salmonn.base_url}/chat/completions", json={**body, "messages": messages}, timeout=300)
+    assert r.status_code == 200, r.text
+    ids = r.json()["prompt_token_ids"]
+    speech_id = max(ids)
+    assert ids.count(speech_id) == SPEECH_TOKENS
+    user = messages[1]["content"][-1]["text"]
+    code = REASK_IDS.replace("ARGS", repr([str(tmp_path), client.prompt.system, user, reply, reask]))
+    expected = in_vllm_env(code)["ids"]
+    first = ids.index(speech_id)
+    assert ids[:first] + [-1] + ids[first + SPEECH_TOKENS :] == expected
+
+
+def test_the_server_beam_searches_salmonn_as_the_method_decodes(salmonn, wav):
+    """The authors decode with 4 beams (configs/decode_config.yaml: num_beams 4, do_sample False, length_penalty
+    1.0). vLLM's OpenAI server offers it as `use_beam_search` with `n` beams (one request per beam and step);
+    one step of 4 beams keeps the 4 likeliest first tokens, best first."""
+    greedy = chat(salmonn, wav, logprobs=True, top_logprobs=8, return_tokens_as_token_ids=True)
+    top = [
+        int(t["token"].removeprefix("token_id:"))
+        for t in greedy["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    ]
+    beams = chat(salmonn, wav, use_beam_search=True, n=4, length_penalty=1.0, return_token_ids=True)
+    assert len(beams["choices"]) == 4
+    firsts = [tuple(c["token_ids"]) for c in beams["choices"]]
+    eos = 2
+    expected = [() if t == eos else (t,) for t in top[:4]]
+    assert set(firsts) == set(expected)
+    assert firsts[0] == expected[0] or expected[0] == ()
+    # ... and it applies no JSON schema: with the role's response_format the beams are the same, where greedy
+    # decoding under the same schema starts the JSON object.
+    schema = {"response_format": ClueReply.response_format(), "max_tokens": 3, "return_token_ids": True}
+    free = chat(salmonn, wav, use_beam_search=True, n=4, **schema | {"response_format": None})
+    constrained = chat(salmonn, wav, use_beam_search=True, n=4, **schema)
+    assert [c["token_ids"] for c in constrained["choices"]] == [c["token_ids"] for c in free["choices"]]
+    assert chat(salmonn, wav, **schema)["choices"][0]["message"]["content"].startswith("{")

@@ -6,8 +6,11 @@
         --out chat-univi-7b-vllm
 
 Each output directory holds config.json (our architecture name and config type), safetensors shards
-with an index, the tokenizer with its placeholder token and chat template, the feature extractor
-(SALMONN: Whisper's) and generation_config.json. SALMONN's LoRA (rank 8, alpha 32, on q_proj and
+with an index, the tokenizer with its placeholder token and chat template (the authors' prompt; string and
+list contents for every role), the feature extractor (SALMONN: Whisper's) and generation_config.json. The
+tokenizer starts every stretch of text between special tokens with sentencepiece's "\u2581", as the authors'
+slow tokenizer starts each piece of their prompt (`piecewise_tokenizer`). The SALMONN checkpoint is read as
+the authors' trainer saves it (`redundant_beats_entries`). SALMONN's LoRA (rank 8, alpha 32, on q_proj and
 v_proj) is merged into the Vicuna weights: W + (alpha / r) * B @ A. Runs with torch, transformers
 and safetensors only (the vLLM environment has them); no GPU needed, memory about twice the model.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -26,40 +30,56 @@ from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, WhisperCo
 
 from .configs import SALMONN_BEATS_DEFAULTS, ChatUniViConfig, SalmonnConfig
 
-__all__ = ["SALMONN_CHAT_TEMPLATE", "convert_chat_univi", "convert_salmonn", "main"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CHAT_UNIVI_CHAT_TEMPLATE",
+    "SALMONN_CHAT_TEMPLATE",
+    "convert_chat_univi",
+    "convert_salmonn",
+    "main",
+    "piecewise_tokenizer",
+]
 
 SPEECH_TOKEN = "<SpeechHere>"
 
-# The authors' template, "USER: <Speech><SpeechHere></Speech> {prompt}\nASSISTANT:", for OpenAI messages:
-# every audio part becomes the speech marker right after "USER: ", a system message's text goes in
-# front of the user's text (SALMONN has no system turn), a past assistant turn ends with </s>.
+# Renders a message's content, a string or a list of OpenAI parts (vLLM's "openai" content format), as its text:
+# the text parts joined by newlines, as vLLM's "string" content format joins them.
+_TEXT_OF = (
+    "{%- macro text_of(content) -%}{%- if content is string -%}{{- content -}}{%- elif content -%}"
+    "{{- content | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('\\n') -}}"
+    "{%- endif -%}{%- endmacro -%}"
+)
+SALMONN_SPEECH = "<Speech><SpeechHere></Speech>"
+
+# The authors' prompt, "USER: <Speech><SpeechHere></Speech> {prompt.strip()}\nASSISTANT:" (cli_inference.py with
+# the config's prompt_template), for OpenAI messages: every audio part becomes the speech marker right after
+# "USER: " (vLLM's "string" content format puts it in the text, followed by a newline: it is moved to the same
+# place), a system message's text goes in front of the user's text (SALMONN has no system turn), the prompt is
+# stripped as the authors strip it, and a past assistant turn ends with </s>. String and list contents render
+# the same for every role.
 SALMONN_CHAT_TEMPLATE = (
-    "{{- bos_token -}}"
+    _TEXT_OF + "{{- bos_token -}}"
     "{%- set ns = namespace(system='') -%}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'system' -%}"
-    "{%- if message['content'] is string -%}{%- set ns.system = ns.system + message['content'] + ' ' -%}"
-    "{%- else -%}{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}"
-    "{%- set ns.system = ns.system + part['text'] + ' ' -%}{%- endif -%}{%- endfor -%}{%- endif -%}"
+    "{%- set ns.system = ns.system + text_of(message['content']) + ' ' -%}"
     "{%- elif message['role'] == 'user' -%}"
     "{{- 'USER: ' -}}"
-    "{%- if message['content'] is string -%}{{- ns.system + message['content'] -}}"
+    "{%- set content = message['content'] -%}"
+    "{%- if content is string -%}"
+    "{%- if '" + SALMONN_SPEECH + "' in content -%}{{- '" + SALMONN_SPEECH + " ' -}}{%- endif -%}"
+    "{%- set text = content.replace('" + SALMONN_SPEECH + "\n', '').replace('" + SALMONN_SPEECH + "', '') -%}"
     "{%- else -%}"
-    "{%- for part in message['content'] -%}{%- if part['type'] in ['audio', 'audio_url', 'input_audio'] -%}"
-    "{{- '<Speech><SpeechHere></Speech> ' -}}{%- endif -%}{%- endfor -%}"
-    "{{- ns.system -}}"
-    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
-    "{%- endif -%}{%- endfor -%}"
+    "{%- for part in content -%}{%- if part['type'] in ['audio', 'audio_url', 'input_audio'] -%}"
+    "{{- '" + SALMONN_SPEECH + " ' -}}{%- endif -%}{%- endfor -%}"
+    "{%- set text = text_of(content) -%}"
     "{%- endif -%}"
+    "{{- (ns.system + (text | trim)) | trim -}}"
     "{%- set ns.system = '' -%}"
-    "{{- '\\n' -}}"
+    "{{- '\n' -}}"
     "{%- elif message['role'] == 'assistant' -%}"
-    "{{- 'ASSISTANT: ' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
-    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
-    "{%- endif -%}{%- endfor -%}"
-    "{%- endif -%}"
-    "{{- eos_token -}}"
+    "{{- 'ASSISTANT: ' + text_of(message['content']) + eos_token -}}"
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- 'ASSISTANT:' -}}{%- endif -%}"
@@ -132,6 +152,49 @@ def convert_beats(sd: dict[str, torch.Tensor], layers: int) -> dict[str, torch.T
         sd["encoder.pos_conv.0.weight_g"], sd["encoder.pos_conv.0.weight_v"], dim=2
     )
     out["encoder.pos_conv.bias"] = sd["encoder.pos_conv.0.bias"]
+    return out
+
+
+def piecewise_tokenizer(tokenizer):
+    """Make `tokenizer` encode each stretch of text between special tokens as the authors' code does.
+
+    The authors tokenize their prompt in pieces around the media placeholder (SALMONN's `prompt_wrap`,
+    Chat-UniVi's `tokenizer_image_token`) with the slow sentencepiece LlamaTokenizer of transformers 4.28/4.31,
+    which encodes every piece with sentencepiece's dummy prefix: each piece starts with "\u2581". vLLM tokenizes
+    the whole rendered prompt at once; with the pre-tokenizer prepending "\u2581" to every stretch between
+    special tokens (Metaspace "always", transformers' legacy Llama behaviour) and the templates putting <s> and
+    the placeholder token exactly where the authors cut their prompt, the whole prompt's ids are the pieces'."""
+    from tokenizers import pre_tokenizers
+
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is None or not isinstance(backend.pre_tokenizer, pre_tokenizers.Metaspace):
+        raise ValueError(f"expected a sentencepiece (Metaspace) Llama tokenizer, got {type(tokenizer).__name__}")
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=False)
+    # transformers 5 rebuilds a Llama tokenizer's pre-tokenizer from `legacy` when it loads one: keep "always".
+    tokenizer.legacy = True
+    tokenizer.init_kwargs["legacy"] = True
+    return tokenizer
+
+
+def redundant_beats_entries(trained: dict[str, torch.Tensor], beats: dict[str, torch.Tensor]) -> list[str]:
+    """The `beats.*` entries of a SALMONN checkpoint that are provably copies of the BEATs checkpoint.
+
+    The authors' runner.save_checkpoint drops the entries `named_parameters()` lists as frozen; BEATs' layers
+    share layer 0's relative-position table, which `named_parameters()` lists once and `state_dict()` under
+    every layer, so a checkpoint saved that way keeps `beats.encoder.layers.{1..N}...relative_attention_bias`.
+    Such an entry is accepted if it equals the shared table and the BEATs checkpoint's own entry; any other
+    `beats.*` entry, or one that differs, is refused (ValueError): it would be a BEATs we do not load."""
+    table = beats.get("encoder.layers.0.self_attn.relative_attention_bias.weight")
+    out = []
+    for key in sorted(k for k in trained if k.startswith("beats.")):
+        name = key.removeprefix("beats.")
+        m = re.fullmatch(r"encoder\.layers\.(\d+)\.self_attn\.relative_attention_bias\.weight", name)
+        if not m or m[1] == "0" or table is None:
+            raise ValueError(f"{key} in the SALMONN checkpoint is not BEATs' shared relative-position table")
+        value = trained[key]
+        if not (torch.equal(value, table) and name in beats and torch.equal(value, beats[name])):
+            raise ValueError(f"{key} in the SALMONN checkpoint differs from the BEATs checkpoint's shared table")
+        out.append(key)
     return out
 
 
@@ -226,7 +289,15 @@ def convert_salmonn(
         {f"beats.{k}": v for k, v in convert_beats(beats_ckpt["model"], beats_cfg["encoder_layers"]).items()}
     )
 
-    rest = {k: v for k, v in trained.items() if not k.startswith("llama_model.")}
+    redundant = redundant_beats_entries(trained, beats_ckpt["model"])
+    if redundant:
+        log.info(
+            "%s: %d entries equal BEATs' shared relative-position table (the trainer's save keeps them): %s",
+            ckpt.name,
+            len(redundant),
+            ", ".join(redundant),
+        )
+    rest = {k: v for k, v in trained.items() if not k.startswith("llama_model.") and k not in redundant}
     known = ("speech_Qformer.bert.", "speech_query_tokens", "speech_llama_proj.", "ln_speech.", "ln_audio.")
     unknown = [k for k in rest if not k.startswith(known)]
     if unknown:
@@ -234,7 +305,7 @@ def convert_salmonn(
     tensors.update(rest)
 
     _fresh(out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(vicuna)
+    tokenizer = piecewise_tokenizer(AutoTokenizer.from_pretrained(vicuna))
     text_cfg = LlamaConfig.from_pretrained(vicuna)
     # The placeholder is appended after Vicuna's vocabulary; the model never embeds it (vLLM masks it).
     tokenizer.add_special_tokens({"additional_special_tokens": [SPEECH_TOKEN]})
@@ -270,7 +341,12 @@ def convert_salmonn(
         speech_token_index=speech_id,
         architectures=["SalmonnForConditionalGeneration"],
         dtype=dtype,
-        conversion={"source": ckpt.name, "lora_pairs_merged": merged, "lora_alpha": lora_alpha},
+        conversion={
+            "source": ckpt.name,
+            "lora_pairs_merged": merged,
+            "lora_alpha": lora_alpha,
+            "redundant_entries_dropped": redundant,
+        },
     )
     config.save_pretrained(out_dir)
     save_sharded(_cast(tensors, getattr(torch, dtype)), out_dir)
@@ -279,33 +355,42 @@ def convert_salmonn(
 
 # --- Chat-UniVi -------------------------------------------------------------------------------------
 
+# Chat-UniVi's "simple" conversation (ChatUniVi/conversation.py, simple_conv, which their README's inference code
+# uses): the system text, "###", the seed turns ("Human", "Hi!") and ("Assistant", "Hi there! How can I help you
+# today?"), then each turn as "{role}: {text}###" (SeparatorStyle.SINGLE) and "Assistant:" to answer. A system
+# message replaces the system text; a user turn's visual markers come first, then a newline and its text, as the
+# README's `DEFAULT_IMAGE_TOKEN * n + '\n' + qs` (vLLM's "string" content format already writes them so). String and
+# list contents render the same for every role.
+CHAT_UNIVI_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+CHAT_UNIVI_SEED = "Human: Hi!###Assistant: Hi there! How can I help you today?###"
 CHAT_UNIVI_CHAT_TEMPLATE = (
-    # Chat-UniVi's "simple" conversation (conv_simple: empty system, roles Human/Assistant, sep "###",
-    # SeparatorStyle.SINGLE): "{system}###Human: <image>...\n{question}###Assistant:". A system message
-    # becomes the system text; the visual markers come first in the turn, then a newline, as the authors' prompt.
-    "{%- set ns = namespace(system='') -%}"
-    "{%- for message in messages -%}{%- if message['role'] == 'system' and message['content'] is string -%}"
-    "{%- set ns.system = message['content'] -%}{%- endif -%}{%- endfor -%}"
-    "{{- bos_token + ns.system + '###' -}}"
+    _TEXT_OF + "{%- set ns = namespace(system='', given=false) -%}"
+    "{%- for message in messages -%}{%- if message['role'] == 'system' -%}"
+    "{%- set ns.system = (ns.system + ' ' if ns.given else '') + text_of(message['content']) -%}"
+    "{%- set ns.given = true -%}{%- endif -%}{%- endfor -%}"
+    '{{- bos_token + (ns.system if ns.given else "' + CHAT_UNIVI_SYSTEM + "\") + '###' -}}"
+    "{{- '" + CHAT_UNIVI_SEED + "' -}}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'user' -%}{{- 'Human: ' -}}"
     "{%- if message['content'] is string -%}{{- message['content'] -}}{%- else -%}"
+    "{%- set media = namespace(any=false) -%}"
     "{%- for part in message['content'] -%}"
-    "{%- if part['type'] in ['image', 'image_url'] -%}{{- '<image>' -}}"
-    "{%- elif part['type'] in ['video', 'video_url'] -%}{{- '<video>' -}}{%- endif -%}{%- endfor -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] in ['image', 'image_url', 'video', 'video_url'] and loop.first -%}"
-    "{{- '\\n' -}}{%- endif -%}{%- endfor -%}"
-    "{%- for part in message['content'] -%}{%- if part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- if part['type'] in ['image', 'image_url'] -%}{{- '<image>' -}}{%- set media.any = true -%}"
+    "{%- elif part['type'] in ['video', 'video_url'] -%}{{- '<video>' -}}{%- set media.any = true -%}"
     "{%- endif -%}{%- endfor -%}"
+    "{%- if media.any -%}{{- '\n' -}}{%- endif -%}{{- text_of(message['content']) -}}"
     "{%- endif -%}{{- '###' -}}"
-    "{%- elif message['role'] == 'assistant' -%}{{- 'Assistant: ' + message['content'] + '###' -}}{%- endif -%}"
+    "{%- elif message['role'] == 'assistant' -%}{{- 'Assistant: ' + text_of(message['content']) + '###' -}}"
+    "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- 'Assistant:' -}}{%- endif -%}"
 )
 
 
-def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "float16") -> Path:
+def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "bfloat16") -> Path:
     """Chat-UniVi's Hugging Face-style repo (config type ChatUniVi, Llama weights plus `model.mm_projector.*`,
     the CLIP tower named in `mm_vision_tower`) -> one directory with the CLIP tower inside."""
     repo, clip, out_dir = Path(repo), Path(clip), Path(out_dir)
@@ -335,7 +420,7 @@ def convert_chat_univi(repo: Path, clip: Path, out_dir: Path, *, dtype: str = "f
 
     vision_cfg = CLIPVisionConfig.from_pretrained(clip)
     _fresh(out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(repo)
+    tokenizer = piecewise_tokenizer(AutoTokenizer.from_pretrained(repo))
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
     tokenizer.chat_template = CHAT_UNIVI_CHAT_TEMPLATE
     tokenizer.save_pretrained(out_dir)
@@ -394,8 +479,10 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--repo", required=True, type=Path)
     c.add_argument("--clip", required=True, type=Path)
     c.add_argument("--out", required=True, type=Path)
-    c.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    # The authors' README runs Chat-UniVi in bfloat16 (every module cast with .to(torch.bfloat16)).
+    c.add_argument("--dtype", default="bfloat16", choices=["float16", "bfloat16", "float32"])
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.model == "salmonn":
         out = convert_salmonn(
             args.ckpt,

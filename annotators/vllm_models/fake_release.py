@@ -1,30 +1,44 @@
-"""Tiny random checkpoints laid out as the authors release SALMONN (for the tests and `tiny:salmonn`).
+"""Tiny random checkpoints laid out as the authors release SALMONN and Chat-UniVi (for the tests and
+`tiny:salmonn`, `tiny:chat_univi`).
 
-The real release is a `salmonn_*.pth` ({"model": state dict of the trained parts: Q-Former,
-query token, projection, the two LayerNorms and Vicuna's LoRA, plus the buffers the authors' save
-keeps}), on top of a Vicuna directory (Hugging Face Llama), a Whisper directory (Hugging Face
-Whisper with its preprocessor_config.json) and a BEATs `.pt` ({"cfg": ..., "model": ...}, fairseq
-layout with a weight-normed positional convolution). These builders write the same files, with the
-same key names, at toy sizes: the converter and the parity tests read them exactly as they would
+The real SALMONN release is a `salmonn_*.pth` written by the authors' trainer (bytedance/SALMONN,
+runner.save_checkpoint: {"model": the model's state_dict() less the entries named_parameters() lists as
+frozen, "optimizer": ..., "config": ..., "epoch": ...}), on top of a Vicuna directory (Hugging Face Llama
+with the sentencepiece tokenizer.model), a Whisper directory (Hugging Face Whisper with its
+preprocessor_config.json) and a BEATs `.pt` ({"cfg": ..., "model": ...}, fairseq layout with a
+weight-normed positional convolution). The checkpoint here is made the same way: SALMONN's module tree
+(`salmonn_module`, BEATs' layers sharing one relative-position module) saved by the trainer's rule
+(`trainer_state_dict`), so it keeps what the real one keeps: the trained parts, their buffers and the
+shared table under layers 1..N. The tokenizer is a Vicuna-style sentencepiece model trained here (BPE,
+byte fallback, dummy prefix). The converter and the parity tests read these files exactly as they would
 read the released ones.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from torch import nn
 from transformers import (
+    AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
-    PreTrainedTokenizerFast,
+    PreTrainedTokenizerBase,
     WhisperConfig,
     WhisperFeatureExtractor,
     WhisperModel,
 )
 
-__all__ = ["TINY_BEATS", "TINY_QFORMER", "write_salmonn_release"]
+__all__ = [
+    "TINY_BEATS",
+    "TINY_QFORMER",
+    "salmonn_module",
+    "trainer_state_dict",
+    "write_chat_univi_release",
+    "write_salmonn_release",
+]
 
 TINY_BEATS = {
     "input_patch_size": 16,
@@ -60,27 +74,60 @@ LORA_RANK = 8
 _CORPUS = [
     '{"clues": "The speaker raises the voice and speaks fast.", "emotional_states": ["anger", "frustration"]}',
     "happy joy excited calm sad lonely angry annoyed afraid nervous surprised neutral worried relief",
-    "USER: <Speech></Speech> Listen to this clip and describe the emotion clues in the voice.\nASSISTANT:",
+    "USER: <Speech></Speech> Listen to this clip and describe the emotion clues in the voice. ASSISTANT:",
+    "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, "
+    "detailed, and polite answers to the human's questions.###Human: Hi!###Assistant: Hi there! How can I help "
+    "you today?###Human: Describe the emotion.###Assistant:",
     "Her voice trembles and the pitch drops at the end of the sentence, which suggests sadness.",
-    "0123456789 ,.;:!?'\"()[]{}<>-_/\\ \n\t",
+    "0123456789 ,.;:!?'\"()[]{}<>-_/\\",
 ]
 
 
-def _vicuna_tokenizer(vocab_size: int = 600) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with Llama's special tokens at Llama's ids (<unk> 0, <s> 1, </s> 2)."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+def _vicuna_tokenizer(out_dir: Path, vocab_size: int = 600) -> PreTrainedTokenizerBase:
+    """A Vicuna-style sentencepiece tokenizer written to `out_dir` as Vicuna ships one (tokenizer.model and a
+    LlamaTokenizer config, no tokenizer.json): BPE with byte fallback (a newline is <0x0A>, as in Vicuna),
+    the dummy prefix "▁", whitespace kept as it is, <unk> 0, <s> 1, </s> 2. Returns it loaded by transformers."""
+    import io
+
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_CORPUS * 4),
+        model_writer=model,
         vocab_size=vocab_size,
-        special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+        hard_vocab_limit=False,
+        model_type="bpe",
+        byte_fallback=True,
+        add_dummy_prefix=True,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
+        split_digits=True,
+        allow_whitespace_only_pieces=True,
+        character_coverage=1.0,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
     )
-    bpe.train_from_iterator(_CORPUS, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>", model_max_length=4096
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "tokenizer.model").write_bytes(model.getvalue())
+    config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "model_max_length": 4096,
+        "clean_up_tokenization_spaces": False,
+    }
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    (out_dir / "special_tokens_map.json").write_text(
+        json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, indent=2)
     )
+    return AutoTokenizer.from_pretrained(out_dir)
 
 
 def _randn(gen: torch.Generator, *shape: int, std: float | None = None) -> torch.Tensor:
@@ -141,7 +188,8 @@ def salmonn_ckpt_state_dict(
     gen: torch.Generator,
     rank: int = LORA_RANK,
 ) -> dict[str, torch.Tensor]:
-    """What the authors' training saves: trained parameters and every buffer, with their module names."""
+    """The trained parts of SALMONN (Q-Former, query token, projection, the two LayerNorms, Vicuna's LoRA) and
+    the buffers among them (the Q-Former's position_ids, Llama's rotary inv_freq), with their module names."""
     h, inter = q["hidden_size"], q["intermediate_size"]
     sd: dict[str, torch.Tensor] = {"speech_Qformer.bert.embeddings.position_ids": torch.arange(512).unsqueeze(0)}
     sd.update(_norm(gen, "speech_Qformer.bert.embeddings.LayerNorm", h))
@@ -171,9 +219,68 @@ def salmonn_ckpt_state_dict(
     return sd
 
 
-def _favour_closing_quotes(lm_head: torch.Tensor, tokenizer: PreTrainedTokenizerFast, factor: float = 4.0) -> None:
+# --- the authors' trainer ---------------------------------------------------------------------------
+
+
+def _submodule(root: nn.Module, path: str) -> nn.Module:
+    module = root
+    for name in path.split(".") if path else []:
+        if name not in module._modules:
+            module.add_module(name, nn.Module())
+        module = module._modules[name]
+    return module
+
+
+def salmonn_module(
+    trained: dict[str, torch.Tensor],
+    vicuna: dict[str, torch.Tensor],
+    whisper_encoder: dict[str, torch.Tensor],
+    beats: dict[str, torch.Tensor],
+    beats_cfg: dict,
+) -> nn.Module:
+    """SALMONN's module tree as the authors' model holds it during training: Vicuna under peft's
+    `llama_model.base_model.model.` (frozen), the Whisper encoder as `speech_encoder` and BEATs as `beats`
+    (both frozen), the trained parts with requires_grad, buffers as buffers. BEATs' layers 1..N hold layer 0's
+    relative-position module itself (beats/backbone.py deletes theirs and assigns layer 0's), so the table is
+    one parameter under several names, as in the authors' model."""
+    root = nn.Module()
+
+    def put(name: str, value: torch.Tensor, trainable: bool, buffer: bool) -> None:
+        path, _, leaf = name.rpartition(".")
+        module = _submodule(root, path)
+        if buffer:
+            module.register_buffer(leaf, value.clone())
+        else:
+            module.register_parameter(leaf, nn.Parameter(value.clone(), requires_grad=trainable))
+
+    for name, value in trained.items():
+        put(name, value, trainable=True, buffer=name.endswith(("position_ids", "inv_freq")))
+    for name, value in vicuna.items():
+        put(f"llama_model.base_model.model.{name}", value, trainable=False, buffer=False)
+    for name, value in whisper_encoder.items():
+        put(f"speech_encoder.{name}", value, trainable=False, buffer=False)
+    table = "encoder.layers.0.self_attn.relative_attention_bias"
+    for name, value in beats.items():
+        if ".self_attn.relative_attention_bias." in name and not name.startswith(f"{table}."):
+            continue
+        put(f"beats.{name}", value, trainable=False, buffer=False)
+    shared = _submodule(root, f"beats.{table}")
+    for i in range(1, beats_cfg["encoder_layers"]):
+        _submodule(root, f"beats.encoder.layers.{i}.self_attn").add_module("relative_attention_bias", shared)
+    return root
+
+
+def trainer_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The "model" entry the authors' runner.save_checkpoint writes: the module's state_dict() less every
+    entry that named_parameters() lists as frozen. named_parameters() lists a shared parameter once, under
+    its first name, while state_dict() lists it under every name, so the names it leaves out stay."""
+    requires_grad = {name: p.requires_grad for name, p in model.named_parameters()}
+    return {k: v for k, v in model.state_dict().items() if requires_grad.get(k, True)}
+
+
+def _favour_closing_quotes(lm_head: torch.Tensor, tokenizer: PreTrainedTokenizerBase, factor: float = 4.0) -> None:
     # As annotators/tiny_models.py does for the other tiny models: JSON strings end after a few tokens.
-    ids = [i for token, i in tokenizer.get_vocab().items() if token.startswith('"')]
+    ids = [i for token, i in tokenizer.get_vocab().items() if token.removeprefix("\u2581").startswith('"')]
     lm_head[ids] *= factor
 
 
@@ -182,7 +289,7 @@ def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    tokenizer = _vicuna_tokenizer()
+    tokenizer = _vicuna_tokenizer(root / "vicuna")
     llama = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=128,
@@ -207,8 +314,7 @@ def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
         vicuna.lm_head.weight.normal_(0.0, 3.0 / llama.hidden_size**0.5, generator=gen)
         _favour_closing_quotes(vicuna.lm_head.weight, tokenizer)
     vicuna.generation_config.eos_token_id = 2
-    vicuna.save_pretrained(root / "vicuna")
-    tokenizer.save_pretrained(root / "vicuna")
+    vicuna.save_pretrained(root / "vicuna")  # beside the tokenizer files, as Vicuna's repo holds them
 
     whisper_cfg = WhisperConfig(
         num_mel_bins=80,
@@ -228,15 +334,21 @@ def write_salmonn_release(root: Path, seed: int = 0) -> dict[str, Path]:
         decoder_start_token_id=1,
         dtype="float32",
     )
-    WhisperModel(whisper_cfg).to(torch.float32).save_pretrained(root / "whisper")
+    whisper = WhisperModel(whisper_cfg).to(torch.float32)
+    whisper.save_pretrained(root / "whisper")
     WhisperFeatureExtractor(feature_size=80, sampling_rate=16000).save_pretrained(root / "whisper")
 
-    torch.save({"cfg": dict(TINY_BEATS), "model": beats_state_dict(TINY_BEATS, gen)}, root / "beats.pt")
+    beats = beats_state_dict(TINY_BEATS, gen)
+    torch.save({"cfg": dict(TINY_BEATS), "model": beats}, root / "beats.pt")
     enc_width = whisper_cfg.d_model + TINY_BEATS["encoder_embed_dim"]
-    ckpt = salmonn_ckpt_state_dict(
+    trained = salmonn_ckpt_state_dict(
         TINY_QFORMER, enc_width, whisper_cfg.d_model, TINY_BEATS["encoder_embed_dim"], llama, gen
     )
-    torch.save({"model": ckpt}, root / "salmonn.pth")
+    model = salmonn_module(trained, vicuna.state_dict(), whisper.encoder.state_dict(), beats, TINY_BEATS)
+    torch.save(
+        {"model": trainer_state_dict(model), "optimizer": {"state": {}, "param_groups": []}, "config": {}, "epoch": 0},
+        root / "salmonn.pth",
+    )
     return {
         "ckpt": root / "salmonn.pth",
         "vicuna": root / "vicuna",
@@ -266,7 +378,8 @@ def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
         root / "clip"
     )
 
-    tokenizer = _vicuna_tokenizer()
+    repo = root / "chat-univi"
+    tokenizer = _vicuna_tokenizer(repo)
     llama = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=128,
@@ -286,9 +399,7 @@ def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
         vicuna.lm_head.weight.normal_(0.0, 3.0 / llama.hidden_size**0.5)
         _favour_closing_quotes(vicuna.lm_head.weight, tokenizer)
     vicuna.generation_config.eos_token_id = 2
-    repo = root / "chat-univi"
     vicuna.save_pretrained(repo)
-    tokenizer.save_pretrained(repo)
     from safetensors.torch import load_file, save_file
 
     weights = load_file(repo / "model.safetensors")
@@ -297,8 +408,6 @@ def write_chat_univi_release(root: Path, seed: int = 0) -> dict[str, Path]:
     )
     weights["model.mm_projector.bias"] = torch.randn(llama.hidden_size) * 0.05
     save_file(weights, repo / "model.safetensors", metadata={"format": "pt"})
-    import json
-
     cfg = json.loads((repo / "config.json").read_text())
     cfg.update(
         {

@@ -205,6 +205,7 @@ def test_without_a_config_and_without_its_servers_the_build_stops_and_names_the_
     assert "Traceback" not in said and not out.exists()
 
 
+@pytest.mark.cli_build  # a whole CLI build in its own process
 def test_a_build_in_which_no_clip_could_be_annotated_exits_non_zero(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -254,6 +255,7 @@ app()
 """
 
 
+@pytest.mark.cli_build  # a whole CLI build in its own process
 def test_a_user_error_raised_inside_the_flow_is_one_line_without_prefect_tracebacks(tmp_path):
     """A refused OUT or an undecodable subtitle table is found inside the flow run; Prefect would log
     the run's traceback, the CLI prints the user's line only."""

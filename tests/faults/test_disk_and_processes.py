@@ -166,6 +166,7 @@ def mid_run(proc: subprocess.Popen, timeout: float = 120.0) -> set:
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.cli_build  # a whole CLI build in its own process
 def test_stopping_only_the_main_process_leaves_no_process_it_started(corpus, tmp_path, how):
     proc = start_build(corpus, tmp_path / "out", slow_config(tmp_path / "slow.toml"), tmp_path / "stderr.log")
     started = mid_run(proc)

@@ -133,19 +133,57 @@ def project(image_features, input_type, rates=(64, 32, 16), temporal=1 / 16, noi
 # --- the whole model --------------------------------------------------------------------------------
 
 
+# ChatUniVi/conversation.py, simple_conv (conv_templates["simple"], the README's conv_mode): system, roles Human and
+# Assistant, the seed turns, SeparatorStyle.SINGLE with sep "###".
+SIMPLE_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+SIMPLE_SEED = (("Human", "Hi!"), ("Assistant", "Hi there! How can I help you today?"))
+
+
+def simple_prompt(turns, system: str = SIMPLE_SYSTEM) -> str:
+    """Conversation.get_prompt() for SINGLE after the seed turns and `turns` ((role, message) pairs): system +
+    sep, then "role: message" + sep per turn, and "Assistant:" for the turn to answer."""
+    turns = [*SIMPLE_SEED, *turns]
+    return system + "###" + "".join(f"{role}: {message}###" for role, message in turns) + "Assistant:"
+
+
+def visual_question(question: str, images: int) -> str:
+    """The README's user turn: `DEFAULT_IMAGE_TOKEN * n + '\\n' + qs`."""
+    return "<image>" * images + "\n" + question
+
+
+def tokenizer_image_token(prompt: str, sp) -> list[int]:
+    """The authors' mm_utils.tokenizer_image_token with their slow LlamaTokenizer (transformers 4.31): the prompt
+    split at <image>, each chunk tokenized with BOS (`tokenizer(chunk)`) and the BOS dropped from every chunk but
+    kept once in front, -1 (their IMAGE_TOKEN_INDEX) between chunks. The slow tokenizer's `_tokenize` is
+    sentencepiece's encode of the chunk, dummy prefix included, so each chunk starts with "\u2581": here the
+    `sentencepiece` package's encode of the release's tokenizer.model."""
+    chunks = [sp.encode(chunk) for chunk in prompt.split("<image>")]
+    ids = [sp.bos_id()]
+    for i, chunk in enumerate(chunks):
+        if i:
+            ids.append(-1)
+        ids.extend(chunk)
+    return ids
+
+
 class ReferenceChatUniVi:
     """Chat-UniVi's forward pass over the unconverted release: transformers' CLIP vision tower (hidden
     state -2, patch tokens), `project` above, the `mm_projector`, LlamaForCausalLM on inputs_embeds; the
-    prompt is tokenized as the authors' `tokenizer_image_token` does (chunks around <image>, BOS once)."""
+    prompt is the authors' simple conversation, tokenized as their `tokenizer_image_token` does."""
 
     def __init__(self, release):
         from pathlib import Path
 
         from safetensors.torch import load_file
-        from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionModel, LlamaForCausalLM
+        from transformers import CLIPImageProcessor, CLIPVisionModel, LlamaForCausalLM
 
         repo, clip = Path(release) / "chat-univi", Path(release) / "clip"
-        self.tokenizer = AutoTokenizer.from_pretrained(repo)
+        import sentencepiece as spm
+
+        self.sentencepiece = spm.SentencePieceProcessor(model_file=str(repo / "tokenizer.model"))
         self.llama = LlamaForCausalLM.from_pretrained(repo, dtype=torch.float32).eval()
         self.clip = CLIPVisionModel.from_pretrained(clip, dtype=torch.float32).eval()
         self.processor = CLIPImageProcessor.from_pretrained(clip)
@@ -156,7 +194,7 @@ class ReferenceChatUniVi:
         self.cfg = json.loads((repo / "config.json").read_text())
 
     @torch.no_grad()
-    def forward(self, frames, question: str):
+    def forward(self, frames, question: str, system: str = SIMPLE_SYSTEM):
         pixels = torch.from_numpy(self.processor(list(frames), return_tensors="np")["pixel_values"])
         feats = self.clip(pixels, output_hidden_states=True).hidden_states[self.cfg["mm_vision_select_layer"]][:, 1:]
         c = self.cfg["config"]
@@ -166,15 +204,15 @@ class ReferenceChatUniVi:
         else:
             merged = project(feats, "image", rates).flatten(0, 1)
         visual = merged @ self.proj_w.T + self.proj_b
-        prompt = "###Human: " + "<image>" * len(frames) + "\n" + question + "###Assistant:"
-        chunks = [self.tokenizer(chunk, add_special_tokens=False).input_ids for chunk in prompt.split("<image>")]
-        before, after = chunks[0], chunks[-1]
-        assert all(not ch for ch in chunks[1:-1])  # consecutive <image> tokens: one visual block
+        prompt = simple_prompt([("Human", visual_question(question, len(frames)))], system)
+        ids = tokenizer_image_token(prompt, self.sentencepiece)
+        first, last = ids.index(-1), len(ids) - 1 - ids[::-1].index(-1)
+        assert set(ids[first : last + 1]) == {-1}  # consecutive <image> tokens: one visual block
+        before, after = ids[:first], ids[last + 1 :]
         embed = self.llama.model.embed_tokens
-        bos = [self.tokenizer.bos_token_id]
-        embeds = torch.cat([embed(torch.tensor(bos + before)), visual, embed(torch.tensor(after))])[None]
+        embeds = torch.cat([embed(torch.tensor(before)), visual, embed(torch.tensor(after))])[None]
         logits = self.llama(inputs_embeds=embeds).logits[0]
-        ids = bos + before + [-1] * visual.shape[0] + after
+        ids = before + [-1] * visual.shape[0] + after
         return ids, torch.log_softmax(logits.float(), dim=-1)
 
 
@@ -189,11 +227,12 @@ def main() -> None:
     parser.add_argument("--release", type=Path, required=True)
     parser.add_argument("--video", required=True, help="a file:// URL; frames decoded as the server decodes them")
     parser.add_argument("--question", required=True)
+    parser.add_argument("--system", default=SIMPLE_SYSTEM, help="simple_conv's system text unless given")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     connector = MediaConnector({"video": {"fps": 1, "num_frames": 100}}, allowed_local_media_path="/")
     frames, _ = connector.fetch_video(args.video)
-    ids, logprobs = ReferenceChatUniVi(args.release).forward(frames, args.question)
+    ids, logprobs = ReferenceChatUniVi(args.release).forward(frames, args.question, args.system)
     args.out.write_text(json.dumps({"ids": ids, "logprobs": logprobs.tolist(), "frames": len(frames)}))
 
 

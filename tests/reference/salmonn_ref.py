@@ -13,8 +13,13 @@ the authors' code path (bytedance/SALMONN `models/salmonn.py`, BEATs from micros
   17 frames, the Q-Former as transformers' Blip2QFormerModel (the same BERT-with-cross-attention
   maths as LAVIS), `speech_llama_proj`;
 - Vicuna: transformers' LlamaForCausalLM with peft-style LoRA applied *unmerged* on q_proj/v_proj
-  (result + B(A(x)) * alpha / r), inputs_embeds = [<s>] + embed(p_before) + speech + embed(p_after),
-  the prompt split at <SpeechHere> and each half tokenized without special tokens.
+  (result + B(A(x)) * alpha / r), inputs_embeds = [<s>] + embed(p_before) + speech + embed(p_after);
+- the prompt: the config's prompt_template "USER: {}\nASSISTANT:" filled with
+  "<Speech><SpeechHere></Speech> " + prompt.strip() (cli_inference.py), split at <SpeechHere> (prompt_wrap).
+  The piecewise rule: each half is tokenized on its own without special tokens by the slow sentencepiece
+  LlamaTokenizer of transformers 4.28, whose `_tokenize` is `sp_model.encode(piece)`: sentencepiece's own
+  encoding of the piece, with its dummy prefix, so each half starts with "\u2581". Here that is the
+  `sentencepiece` package's encode of the release's tokenizer.model, never the converted tokenizer.
 
 Run with the vLLM environment's Python (torch, transformers):
     python -m tests.reference.salmonn_ref --release DIR --wav FILE --prompt TEXT --out FILE.json
@@ -32,12 +37,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
 import soundfile as sf
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import (
-    AutoTokenizer,
     Blip2QFormerConfig,
     Blip2QFormerModel,
     LlamaForCausalLM,
@@ -46,7 +51,7 @@ from transformers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = "USER: <Speech><SpeechHere></Speech> {}\nASSISTANT:"
+TEMPLATE = "USER: <Speech><SpeechHere></Speech> {}\nASSISTANT:"  # prompt_template.format(speech + prompt)
 
 
 def torchaudio_kaldi():
@@ -221,7 +226,7 @@ def qformer_from_lavis(ckpt: dict, heads: int, enc_width: int) -> Blip2QFormerMo
 class ReferenceSalmonn:
     def __init__(self, release: Path, qformer_heads: int, lora_alpha: float = 32.0):
         ckpt = torch.load(release / "salmonn.pth", map_location="cpu", weights_only=True)["model"]
-        self.tokenizer = AutoTokenizer.from_pretrained(release / "vicuna")
+        self.sentencepiece = spm.SentencePieceProcessor(model_file=str(release / "vicuna" / "tokenizer.model"))
         self.llama = LlamaForCausalLM.from_pretrained(release / "vicuna", dtype=torch.float32).eval()
         self._attach_lora(ckpt, lora_alpha)
         self.whisper = WhisperModel.from_pretrained(release / "whisper", dtype=torch.float32).encoder.eval()
@@ -229,6 +234,12 @@ class ReferenceSalmonn:
         beats = torch.load(release / "beats.pt", map_location="cpu", weights_only=True)
         self.beats = RefBeats(beats["cfg"]).eval()
         self.beats.load_state_dict(beats["model"], strict=True)
+        # The authors' trainer keeps BEATs' shared table under layers 1..N (frozen parts are dropped by
+        # named_parameters(), which lists a shared parameter once); their load_state_dict(strict=False) puts
+        # those copies into the one shared module, so they must equal the BEATs checkpoint's table.
+        for key, value in ckpt.items():
+            if key.startswith("beats."):
+                assert torch.equal(value, beats["model"][key.removeprefix("beats.")]), key
         wd, bd = self.whisper.config.d_model, beats["cfg"]["encoder_embed_dim"]
         self.ln_speech, self.ln_audio = nn.LayerNorm(wd), nn.LayerNorm(bd)
         self.ln_speech.load_state_dict({"weight": ckpt["ln_speech.weight"], "bias": ckpt["ln_speech.bias"]})
@@ -288,11 +299,10 @@ class ReferenceSalmonn:
     def forward(self, audio: np.ndarray, prompt: str) -> tuple[list[int], torch.Tensor, int]:
         """Returns (the prompt's token ids with -1 at speech positions, log-probs (T, V), speech length)."""
         speech = self.speech_embeds(audio)
-        before, after = TEMPLATE.format(prompt).split("<SpeechHere>")
-        ids_b = self.tokenizer(before, add_special_tokens=False).input_ids
-        ids_a = self.tokenizer(after, add_special_tokens=False).input_ids
+        before, after = TEMPLATE.format(prompt.strip()).split("<SpeechHere>")
+        ids_b, ids_a = self.sentencepiece.encode(before), self.sentencepiece.encode(after)
         embed = self.llama.model.embed_tokens
-        bos = [self.tokenizer.bos_token_id]
+        bos = [self.sentencepiece.bos_id()]
         embeds = torch.cat([embed(torch.tensor([bos + ids_b])), speech, embed(torch.tensor([ids_a]))], dim=1)
         logits = self.llama(inputs_embeds=embeds).logits[0]
         ids = bos + ids_b + [-1] * speech.shape[1] + ids_a
