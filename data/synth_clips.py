@@ -21,6 +21,10 @@ SAMPLE_LINES = [
 ]
 
 
+# How every generated clip is encoded: H.264 and AAC at 44.1 kHz, as the real MER clips are.
+H264_AAC = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100"]
+
+
 def _run(cmd: list[str]) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -62,16 +66,7 @@ def talking_clip(
             "apad",
             "-t",
             str(duration),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-ar",
-            "44100",
+            *H264_AAC,
         ]
         _run(cmd + (["-movflags", "+faststart"] if faststart else []) + [str(path)])
     return path
@@ -118,16 +113,7 @@ def face_clip(
             f"volume={gain_db}dB,apad",
             "-t",
             str(duration),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-ar",
-            "44100",
+            *H264_AAC,
         ]
         _run(cmd + [str(path)])
     return path
