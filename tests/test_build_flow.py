@@ -182,7 +182,7 @@ def test_a_gate_setting_changed_since_the_last_run_re_exports_without_model_call
     out = tmp_path / "out"
     shutil.copytree(built[0], out)  # its state (checkpoint, media) comes along in out/.state
     strict = tmp_path / "strict.toml"
-    strict.write_text(config.read_text() + "\n[gates.length]\nmin_words = 10000\n")
+    strict.write_text(config.read_text() + "\n[gates.length]\nmin_words = 10000\nmax_words = 20000\n")
     before = total_requests(servers)
     summary = build_coarse(str(mer_corpus), str(out), str(strict))
     assert summary["model_calls"] == 0 and total_requests(servers) == before and "export" not in summary
