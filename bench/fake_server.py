@@ -150,7 +150,10 @@ def make_app(state: State) -> Starlette:
         return JSONResponse({"ok": True})
 
     async def models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": "bench", "object": "model"}]})
+        # It answers any model name; it lists those the benchmark's line-up asks (the build's preflight
+        # checks that each endpoint serves its role's model).
+        names = ("bench", "bench-audio", "bench-vision", "bench-text")
+        return JSONResponse({"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
 
     return Starlette(
         routes=[
