@@ -13,13 +13,14 @@ def judge(row: CoarseRow, cfg: GatesConfig, bounds: LengthBounds) -> CoarseRow:
     """The row with its label views and one verdict per enabled gate (none for an incomplete row:
     it is in the failed split for a reason of its own)."""
     row = row.model_copy(update={"gates": [], "accepted": False, "review": None})
+    # Every row's text is published, judged or not, and the views and gates below read it: cleaned first,
+    # once, whichever gates are enabled (the validity verdict records what was removed).
+    removed = validity.remove_controls(row)
     if not row.complete:
-        # No gate judges it, but its text is published in the failed split: cleaned all the same.
-        validity.remove_controls(row)
         return row
     row.label_views = cross_validation.label_views(row)
     checks = [
-        (cfg.validity.enabled, lambda: validity.check(row, cfg.validity)),
+        (cfg.validity.enabled, lambda: validity.check(row, cfg.validity, removed)),
         (cfg.length.enabled, lambda: length.check(row, bounds)),
         (cfg.av_match.enabled, lambda: av_match.check(row, cfg.av_match)),
         (cfg.cross_validation.enabled, lambda: cross_validation.check(row, cfg.cross_validation)),

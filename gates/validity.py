@@ -57,8 +57,10 @@ def _removal_note(changed: dict[str, list[str]]) -> str:
     return f"removed control characters {', '.join(points)} from {', '.join(sorted(changed))}"
 
 
-def check(row: CoarseRow, cfg: ValidityGate) -> GateVerdict:
-    changed = remove_controls(row)  # first: the rules below judge the text as it will be kept
+def check(row: CoarseRow, cfg: ValidityGate, changed: dict[str, list[str]] | None = None) -> GateVerdict:
+    """`changed`: what gates.run.judge already removed from the row (else it is removed here)."""
+    if changed is None:
+        changed = remove_controls(row)  # first: the rules below judge the text as it will be kept
     problems = []
     for field in ("description_en", "description_zh"):
         if not (getattr(row, field) or "").strip():
