@@ -9,36 +9,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
 from pydantic import ValidationError
 
+from annotators.signals.acoustics import READING_VERSION, read_voice
 from annotators.signals.clues import acoustic_clue, visual_clue
 from annotators.signals.describe import NotATemplate, describe, translate_to_zh
 from annotators.signals.vocabulary import lexicon, templates
 from backends.measure import MEASURE_VERSION
 from schemas.replies import DescriptionReply, LabelsReply, Reply, TranslationReply
-from schemas.row import ClueSet, ModelCall
-from schemas.signals import ClipSignals
+from schemas.row import ModelCall
+from schemas.signals import ClipSignals, CorpusNorms
 from schemas.stage import StageOutcome
 from stages.contract import Backend, ClipContext, Stage, StageInputs
 
-VERSION = f"measure-{MEASURE_VERSION}+templates-{templates().version}+lexicon-{lexicon().version}"
+VERSION = (
+    f"measure-{MEASURE_VERSION}+templates-{templates().version}+lexicon-{lexicon().version}"
+    f"+acoustics-{READING_VERSION}+vader-{version('vaderSentiment')}"  # the description reads the words' sentiment
+)
 
 
 @dataclass(frozen=True)
 class SignalAnswer:
-    reads: tuple[str, ...]  # the measurements the answer is made from: "audio", "visual"
-    replies: Callable[[Any, ClipSignals], dict[str, Reply]]
+    # The measurements the answer is made from: "audio", "visual", and "corpus" (the corpus's acoustic norms,
+    # then passed to `replies` as `norms=`).
+    reads: tuple[str, ...]
+    replies: Callable[..., dict[str, Reply]]
 
 
-def _describe(inputs: Any, signals: ClipSignals) -> dict[str, Reply]:
-    analysis, description = describe(
-        inputs.subtitle,
-        ClueSet(without_subtitle=inputs.audio_clue),
-        ClueSet(without_subtitle=inputs.visual_clue),
-        signals,
-    )
+def _audio_clue(inputs: Any, signals: ClipSignals, norms: CorpusNorms | None) -> dict[str, Reply]:
+    # The voice judged against the corpus (annotators/signals/acoustics.py), not fixed dB thresholds.
+    return {"without_subtitle": acoustic_clue(signals.audio, read_voice(signals.audio, norms))}
+
+
+def _describe(inputs: Any, signals: ClipSignals, norms: CorpusNorms | None) -> dict[str, Reply]:
+    # Written from the measurements the clues template (the voice read against the corpus, the face, the
+    # active speaker) and the subtitle, not from the clues' text.
+    analysis, description = describe(inputs.subtitle, signals, read_voice(signals.audio, norms))
     return {"description": DescriptionReply(subtitle_analysis=analysis, description=description)}
 
 
@@ -50,12 +59,13 @@ def _untranslatable(inputs: Any, signals: ClipSignals) -> dict[str, Reply]:
 
 # Measurements do not read the subtitle: one clue serves both asks.
 ANSWERS: dict[str, SignalAnswer] = {
-    "audio_clue": SignalAnswer(("audio",), lambda i, s: {"without_subtitle": acoustic_clue(s.audio)}),
+    "audio_clue": SignalAnswer(("audio", "corpus"), _audio_clue),
     "visual_clue": SignalAnswer(("visual",), lambda i, s: {"without_subtitle": visual_clue(s.visual)}),
-    "disambiguation": SignalAnswer(("audio", "visual"), _describe),
+    "disambiguation": SignalAnswer(("audio", "visual", "corpus"), _describe),
     "subtitle_translation": SignalAnswer((), _untranslatable),
     "translation": SignalAnswer(
-        (), lambda i, s: {"en_to_zh": TranslationReply(translation=translate_to_zh(i.description_en))}
+        (),
+        lambda i, s: {"en_to_zh": TranslationReply(translation=translate_to_zh(i.description_en, i.subtitle_chinese))},
     ),
     "labels": SignalAnswer((), lambda i, s: {"labels": LabelsReply(labels=lexicon().labels_in(i.description_en))}),
 }
@@ -85,7 +95,9 @@ class SignalsBackend(Backend):
             attempts=0,
         )
         try:
-            replies = ANSWERS[stage.name].replies(inputs, clip.signals or ClipSignals())
+            answer = ANSWERS[stage.name]
+            given = {"norms": clip.norms} if "corpus" in answer.reads else {}
+            replies = answer.replies(inputs, clip.signals or ClipSignals(), **given)
             value = stage.combine(inputs, replies)
         except (NotATemplate, ValidationError) as exc:  # permanent for this input: checkpointed as such
             return StageOutcome(calls=[call], error=str(exc))

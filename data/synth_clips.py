@@ -82,41 +82,16 @@ def portrait_image() -> Path:
 def face_clip(
     path: Path, text: str | None, *, seconds: float | None = None, voice: str = "en", gain_db: float = 0.0
 ) -> Path:
-    """A talking head: a portrait, gently zooming, with `text` spoken (or digital silence for None);
-    `gain_db` below 0 makes the voice quiet."""
-    with tempfile.TemporaryDirectory() as tmp:
-        if text:
-            wav = speech_wav(text, Path(tmp) / "speech.wav", voice)
-            duration = seconds or max(1.5, _duration(wav) + 0.3)
-            audio = ["-i", str(wav)]
-        else:
-            duration = seconds or 2.5
-            audio = ["-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono"]
-        video = "scale=-2:240,pad=320:240:(ow-iw)/2:0,zoompan=z='1+0.0008*on':d=1:s=320x240:fps=25"
-        cmd = [
-            "ffmpeg",
-            "-y",
-            "-v",
-            "error",
-            "-loop",
-            "1",
-            "-framerate",
-            "25",
-            "-i",
-            str(portrait_image()),
-            *audio,
-            "-vf",
-            video,
-        ]
-        cmd += [
-            "-af",
-            f"volume={gain_db}dB,apad",
-            "-t",
-            str(duration),
-            *H264_AAC,
-        ]
-        _run(cmd + [str(path)])
-    return path
+    """A talking head: a real photographed face (matplotlib's portrait) whose mouth opens and closes with `text`
+    spoken (data/photo_clips.py), or a still face over digital silence for None; `gain_db` below 0 makes the voice
+    quiet. The mouth moves with the voice, so the active-speaker check sees the visible person speak."""
+    from data.photo_clips import photo_clip  # photo_clips imports this module's encoder settings
+
+    if not text:
+        return photo_clip(path, face="grace_hopper", texts=None, mouth="still", seconds=seconds or 2.5)
+    return photo_clip(
+        path, face="grace_hopper", texts=[text], voice=voice, seconds=seconds, gain_db=gain_db, lead_s=0, edge_s=0.3
+    )
 
 
 def silent_clip(path: Path, seconds: float = 2.0, *, audio: bool = True) -> Path:

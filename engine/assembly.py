@@ -21,19 +21,23 @@ import httpx
 from annotators.client import EndpointPool, RoleClient
 from annotators.prompts import PromptNotFound, load_prompt
 from annotators.server import VLLMServer
+from backends.imported import ImportBackend, import_problems
+from backends.imported import lineup_entry as import_lineup_entry
 from backends.measure import MeasurementBackend
 from backends.openai import OpenAIBackend
 from backends.signals import ANSWERS as SIGNAL_ANSWERS
 from backends.signals import SignalsBackend
+from engine import second_lineup as second
 from engine.pipeline import DESCRIPTION_READERS, BoundStage, ClipPipeline
 from runtime.checkpoint import Checkpoint
 from runtime.gateway import Gateway
 from runtime.isolation import IsolatedPool
 from runtime.stats import collect
-from schemas.config import EngineConfig, RoleConfig, stable_hash
+from schemas.config import ConfigError, EngineConfig, RoleConfig, stable_hash
 from schemas.errors import UserError
 from schemas.manifest import ClipRecord
 from schemas.row import CoarseRow
+from schemas.signals import AudioSignals, CorpusNorms
 from schemas.stats import RunStats
 from stages.contract import Backend, Stage
 from stages.media_prep import MediaPrep
@@ -104,6 +108,8 @@ def _lineup_problems(config: EngineConfig) -> tuple[dict[str, type[Stage]], list
         if cls.role == MEASURE_ROLE or cls.role not in config.roles:
             continue
         cfg = config.roles[cls.role]
+        if cfg.backend == "import":
+            problems += import_problems(cls.role, name, cfg)
         if cfg.backend == "signals" and name not in SIGNAL_ANSWERS:
             problems.append(f"stage {name!r} (role {cls.role!r}) cannot be answered by the signals backend")
         if cfg.backend == "openai" and cfg.reply_format == "prose" and not getattr(cls.reply, "reads_prose", bool)():
@@ -168,6 +174,14 @@ def preflight(config: EngineConfig) -> dict[str, type[Stage]]:
         for role, model, _ in remote[url]:
             if answer is not None and model not in answer:
                 problems.append(f"roles.{role}: {url} serves {answer}, not {model!r}; set the endpoint's model to one")
+    try:  # the second line-up, checked as this one is (its servers may be among this one's)
+        if (other := second.second_config(config)) is not None:
+            preflight(other.model_copy(update={"servers": [*config.servers, *other.servers]}))
+    except ConfigError as exc:
+        problems += exc.problems
+    except PreflightError as exc:
+        problems += [f"second_lineup {second.lineup_name(config)}: {line}" for line in exc.problems]
+        unreachable += exc.unreachable
     if problems:
         raise PreflightError(list(dict.fromkeys(problems)), unreachable)
     return classes
@@ -216,12 +230,17 @@ def lineup(config: EngineConfig) -> dict[str, dict]:
         if cfg.backend == "signals":
             out[role] = SignalsBackend().lineup_entry()
             continue
+        if cfg.backend == "import":
+            out[role] = import_lineup_entry(cfg)
+            continue
         prompt = load_prompt(role_prompt(role, cfg, classes))
         out[role] = {
             "models": [ep.model for ep in cfg.endpoints],
             "prompt": f"{prompt.id}@{prompt.version}",
             "media": cfg.media.value,
         }
+    if (other := second.second_config(config)) is not None:
+        out |= {second.prefix(second.lineup_name(config)) + role: entry for role, entry in lineup(other).items()}
     return out
 
 
@@ -229,6 +248,9 @@ class Engine:
     def __init__(self, config: EngineConfig, state_dir: Path, checkpoint: Checkpoint) -> None:
         self.config, self.state_dir, self.checkpoint = config, state_dir, checkpoint
         self.stage_classes = check_lineup(config)
+        self.second_config = second.second_config(config)
+        self.second_classes = check_lineup(self.second_config) if self.second_config else {}
+        self.second: ClipPipeline | None = None
         self._stack = ExitStack()
 
     def __enter__(self) -> Engine:
@@ -252,28 +274,76 @@ class Engine:
                 description_readers=DESCRIPTION_READERS + extras,
                 max_clips_in_flight=self.config.max_clips_in_flight,
             )
+            if self.second_config is not None:  # same checkpoint, media and measurements; its own backends
+                other = {role: self._backend(role, endpoints, self.second_config) for role in self.second_config.roles}
+                other[MEASURE_ROLE] = backends[MEASURE_ROLE]
+                self.second = ClipPipeline(
+                    checkpoint=self.checkpoint,
+                    media=media,
+                    stages={name: BoundStage(cls(), other[cls.role]) for name, cls in self.second_classes.items()},
+                    description_readers=second.SECOND_READERS,
+                    max_clips_in_flight=self.config.max_clips_in_flight,
+                    flights=self.pipeline._pending,
+                )
         except BaseException:
             self._stack.close()
             raise
         return self
 
-    def _backend(self, role: str, endpoints: EndpointPool) -> Backend:
-        cfg = self.config.roles[role]
+    def _backend(self, role: str, endpoints: EndpointPool, config: EngineConfig | None = None) -> Backend:
+        config = config or self.config
+        classes = self.second_classes if config is self.second_config else self.stage_classes
+        cfg = config.roles[role]
         if cfg.backend == "signals":
             return SignalsBackend()
-        prompt = load_prompt(role_prompt(role, cfg, self.stage_classes))
+        if cfg.backend == "import":  # reads its files now: a malformed one stops the start-up, naming the key
+            return ImportBackend(role, cfg, [name for name, cls in classes.items() if cls.role == role])
+        prompt = load_prompt(role_prompt(role, cfg, classes))
         # The client's own hash is the role's; each stage's provenance carries its backend identity's.
         return OpenAIBackend(
             RoleClient(role, cfg, prompt, stable_hash([role, cfg.model_dump(mode="json"), prompt.sha]), endpoints)
         )
 
-    def annotate(self, records: list[ClipRecord]) -> tuple[list[CoarseRow], RunStats]:
-        """Rows for a batch, and what each stage cost in it (checkpoint hits, requests, tokens, seconds)."""
+    def annotate(
+        self, records: list[ClipRecord], norms: CorpusNorms | None = None
+    ) -> tuple[list[CoarseRow], RunStats]:
+        """Rows for a batch, and what each stage cost in it (checkpoint hits, requests, tokens, seconds).
+        `norms`: the corpus's acoustic norms (from `measure` over the whole corpus), for the answers that read them."""
 
         async def batch() -> tuple[list[CoarseRow], RunStats]:
             stats = collect()
-            rows = list(await asyncio.gather(*(self.pipeline.run_safely(r) for r in records)))
+            rows = list(await asyncio.gather(*(self._annotate(r, norms, stats) for r in records)))
             return rows, stats
+
+        return self.gateway.run(batch())
+
+    async def _annotate(self, record: ClipRecord, norms: CorpusNorms | None, stats: RunStats) -> CoarseRow:
+        """One clip through the line-up, then, once it is complete, through the second line-up (after it: a
+        stage both declare alike is then a checkpoint hit)."""
+        row = await self.pipeline.run_safely(record, norms)
+        if self.second is None or not row.complete:
+            return row
+
+        async def apart() -> tuple[CoarseRow, RunStats]:
+            costs = collect()  # in this task's own context: the second line-up's costs, named apart below
+            return await self.second.run_safely(record, norms), costs
+
+        other, costs = await asyncio.create_task(apart())
+        name = second.lineup_name(self.config)
+        measured = {"media_prep", MEASURE_ROLE}  # the first line-up's work, read back: not the second's cost
+        for stage, entry in costs.stages.items():
+            if stage not in measured:
+                stats.stages.setdefault(second.prefix(name) + stage, type(entry)()).add(entry)
+        return second.attach(row, other, name, measured)
+
+    def measure(self, records: list[ClipRecord]) -> tuple[list[AudioSignals | None], RunStats]:
+        """The corpus pass: media prep and measurements only (both checkpointed, so `annotate` reuses them);
+        each clip's audio measurements (None where it has none), for `corpus_norms`."""
+
+        async def batch() -> tuple[list[AudioSignals | None], RunStats]:
+            stats = collect()
+            rows = await asyncio.gather(*(self.pipeline.run_safely(r, measure_only=True) for r in records))
+            return [row.signals.audio if row.signals else None for row in rows], stats
 
         return self.gateway.run(batch())
 
@@ -314,7 +384,10 @@ atexit.register(close_engines)  # a Dask worker's engine lives as long as the wo
 @contextmanager
 def local_servers(config: EngineConfig, state_dir: Path) -> Iterator[None]:
     """Start the config's vLLM servers for a run (driver only: workers just talk to them)."""
-    servers = [VLLMServer(spec, state_dir) for spec in config.servers]
+    other = second.second_config(config)
+    ours = {spec.port for spec in config.servers}  # a server both line-ups name is started once
+    specs = [*config.servers, *(spec for spec in (other.servers if other else []) if spec.port not in ours)]
+    servers = [VLLMServer(spec, state_dir) for spec in specs]
     try:
         # Started side by side: each spends most of a minute compiling and warming up.
         with ThreadPoolExecutor(max(1, len(servers))) as starter:

@@ -22,6 +22,7 @@ from schemas.errors import UserError
 from schemas.manifest import ClipRecord, ClipStatus
 from schemas.media import PreparedMedia
 from schemas.row import CoarseRow, StageError
+from schemas.signals import CorpusNorms
 from schemas.stage import StageOutcome
 from stages.contract import Backend, ClipContext, Stage, checkpoint_key
 from stages.media_prep import MediaPrep, UndecodableMedia
@@ -76,17 +77,21 @@ class ClipPipeline:
         stages: dict[str, BoundStage],
         description_readers: tuple[str, ...] = DESCRIPTION_READERS,
         max_clips_in_flight: int = 256,
+        flights: dict | None = None,
     ) -> None:
         self.checkpoint, self.media, self.stages = checkpoint, media, stages
         self.description_readers = description_readers
         # Bounds the media (base64 frames and audio) held at once across all batches in flight.
         self._in_flight = asyncio.Semaphore(max_clips_in_flight)
-        self._pending: dict[tuple[str, str, str], asyncio.Future[StageOutcome]] = {}
+        # `flights`: another pipeline's over the same checkpoint (a second line-up's), so that a question both
+        # ask about the same content at once is asked once.
+        self._pending: dict[tuple[str, str, str], asyncio.Future[StageOutcome]] = {} if flights is None else flights
         # Once the storage failed, clips that start while others are still in flight stop at once (they
         # would fail the same way); when none is left in flight the next one tries again (a long-lived
         # Dask worker's engine outlives the run that filled the disk).
         self.stopped: StorageFailure | None = None
         self._running = 0
+        self._last_norms: tuple[CorpusNorms, str] | None = None
 
     async def _ask(self, name: str, row: CoarseRow, clip: ClipContext) -> StageOutcome:
         """The stage's outcome for this clip: from the checkpoint, or answered now and checkpointed."""
@@ -121,6 +126,14 @@ class ClipPipeline:
             raise
         finally:
             del self._pending[flight]
+
+    def _norms_hash(self, norms: CorpusNorms | None) -> str | None:
+        """Hashed once per norms object (every clip of a batch shares one), not on every clip."""
+        if norms is None:
+            return None
+        if self._last_norms is None or self._last_norms[0] is not norms:
+            self._last_norms = (norms, stable_hash(norms.model_dump(mode="json")))
+        return self._last_norms[1]
 
     def _keep(self, name: str, row: CoarseRow, outcome: StageOutcome) -> StageOutcome:
         """The outcome onto the row: its provenance, its error, and its value into the declared fields.
@@ -158,8 +171,11 @@ class ClipPipeline:
         finally:
             stat_update("media_prep", seconds=time.monotonic() - started)
 
-    async def run_safely(self, record: ClipRecord) -> CoarseRow:
-        """`run`, with any unexpected error turned into this clip's failure: a bad clip must never
+    async def run_safely(
+        self, record: ClipRecord, norms: CorpusNorms | None = None, *, measure_only: bool = False
+    ) -> CoarseRow:
+        """`run` (or, `measure_only`, its media prep and measurements: the corpus pass that the norms are
+        computed from), with any unexpected error turned into this clip's failure: a bad clip must never
         cost the batch (nothing of a failed clip is checkpointed, so the next run retries it). A
         failing disk is not the clip's: it is raised as StorageFailure, out of the batch."""
         async with self._in_flight:
@@ -167,7 +183,9 @@ class ClipPipeline:
                 raise self.stopped
             self._running += 1
             try:
-                return await self.run(record)
+                if measure_only:
+                    return (await self.measure(record))[0]
+                return await self.run(record, norms)
             except Exception as exc:
                 if (failure := storage_failure(exc)) is not None:
                     self.stopped = failure
@@ -181,25 +199,42 @@ class ClipPipeline:
                 if not self._running:
                     self.stopped = None
 
-    async def run(self, record: ClipRecord) -> CoarseRow:
+    async def measure(self, record: ClipRecord) -> tuple[CoarseRow, ClipContext | None]:
+        """Media prep and the measurements: the row so far, and the clip's context (None when the clip
+        cannot be measured; the row says why)."""
         row = _new_row(record)
         if not record.processable:
             row.errors.append(StageError(stage="ingest", message=record.error or record.status.value))
-            return row
+            return row, None
         hears = record.status is ClipStatus.ok
         media, problem = await self._prepare_media(record, with_audio=hears)
         if media is None:
             row.errors.append(StageError(stage="media_prep", message=problem))
             # Corruption ffprobe could not see: the manifest is updated from the row.
             row.clip_status, row.clip_error = ClipStatus.invalid.value, problem
-            return row
+            return row, None
         clip = ClipContext(record=record, media=media, media_keys=self.media.keys(record))
 
         measured = await self.step("signals", row, clip)
         clip.signals = row.signals
+        # The active speaker is read with the picture: it is in the visual hash (it moves with the audio too).
         clip.measurement_hashes = {
-            part: stable_hash(measured.value[part]) if measured.ok else None for part in ("audio", "visual")
+            "audio": stable_hash(measured.value["audio"]) if measured.ok else None,
+            "visual": stable_hash([measured.value["visual"], measured.value.get("active_speaker")])
+            if measured.ok
+            else None,
         }
+        return row, clip
+
+    async def run(self, record: ClipRecord, norms: CorpusNorms | None = None) -> CoarseRow:
+        """`norms`: the corpus's acoustic norms (annotators/signals/acoustics.py), for the answers that read
+        "corpus"; their hash enters those answers' keys, so a grown corpus re-answers just them."""
+        row, clip = await self.measure(record)
+        if clip is None:
+            return row
+        hears = record.status is ClipStatus.ok
+        clip.norms = norms
+        clip.measurement_hashes["corpus"] = self._norms_hash(norms)
 
         if not row.subtitle_english and row.subtitle_chinese:
             if (await self.step("subtitle_translation", row, clip)).transient:

@@ -18,6 +18,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from annotators.signals.acoustics import corpus_norms
+from engine import second_lineup
 from engine.assembly import (
     close_engines,
     config_fingerprint,
@@ -27,6 +29,7 @@ from engine.assembly import (
     preflight,
     stage_classes,
 )
+from engine.canaries import enforce, run_canaries
 from engine.pipeline import StorageFailure
 from flows.progress import Progress, stage_table_artifact
 from review.decisions import load_decisions
@@ -35,9 +38,11 @@ from runtime.outdir import OutputFolder
 from schemas.config import EngineConfig, MediaConfig, stable_hash
 from schemas.manifest import ClipRecord, ClipStatus, Subtitles
 from schemas.review import ReviewDecision
+from schemas.signals import AudioSignals, CorpusNorms
 from schemas.stats import RunStats
 from stages import export as out
 from stages.ingest import discover, duplicate_name_records, missing_clip_records, probe_clip
+from stages.tiers import tier_summary
 
 
 def batched(items: list, size: int) -> list[list]:
@@ -122,12 +127,17 @@ def _worth_retrying(task, task_run, state) -> bool:
     retry_condition_fn=_worth_retrying,
 )
 def annotate_batch(
-    index: int, records: list[ClipRecord], config: EngineConfig, state_dir: Path, parts_dir: Path
+    index: int,
+    records: list[ClipRecord],
+    config: EngineConfig,
+    state_dir: Path,
+    parts_dir: Path,
+    norms: CorpusNorms | None = None,
 ) -> tuple[list[ClipRecord], RunStats]:
     """Annotate a batch in whatever process runs it; returns its manifest records (updated where
     decoding found a clip broken) and what each stage cost. Parameters are plain data, so a
     distributed runner can ship the task to another machine's worker."""
-    rows, stats = engine_for(config, state_dir).annotate(records)
+    rows, stats = engine_for(config, state_dir).annotate(records, norms)
     out.write_batch_parts(rows, parts_dir, index)
     records = [
         rec
@@ -136,6 +146,26 @@ def annotate_batch(
         for rec, row in zip(records, rows)
     ]
     return records, stats
+
+
+@task(
+    name="measure-batch",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=_worth_retrying,
+)
+def measure_batch(
+    records: list[ClipRecord], config: EngineConfig, state_dir: Path
+) -> tuple[list[AudioSignals | None], RunStats]:
+    """The corpus pass: a batch's media prep and measurements (checkpointed, so annotate-batch reuses them),
+    for the corpus's acoustic norms."""
+    return engine_for(config, state_dir).measure(records)
+
+
+def measured_norms(records: list[ClipRecord], audios: list[AudioSignals | None]) -> CorpusNorms:
+    """The corpus's acoustic norms, each content counted once (a duplicated clip must not weigh twice)."""
+    return corpus_norms(dict(zip((r.sha256 for r in records), audios)).values())
 
 
 def batch_runner(config: EngineConfig) -> TaskRunner:
@@ -161,14 +191,19 @@ def batch_runner(config: EngineConfig) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=config.task_workers)
 
 
-EXPORT_VERSION = "2"  # bump when export's output changes for the same rows: the next run re-exports
+EXPORT_VERSION = "3"  # bump when export's output changes for the same rows: the next run re-exports (3: tiers, plots)
 
 
 def export_fingerprint(
-    parts: list[Path], config: EngineConfig, corpus: str, decisions: dict[str, ReviewDecision]
+    parts: list[Path],
+    config: EngineConfig,
+    corpus: str,
+    decisions: dict[str, ReviewDecision],
+    norms: CorpusNorms | None = None,
 ) -> str:
     """Everything the export is a function of: the rows (batch parts are written deterministically
-    from the same rows), the gates, the shard size, the line-up, the corpus and reviewers' decisions."""
+    from the same rows), the gates, the shard size, the line-up, the corpus, reviewers' decisions and the
+    corpus's acoustic norms (the gates read them)."""
     rows = hashlib.sha256()
     for part in parts:
         rows.update(part.read_bytes())
@@ -177,17 +212,22 @@ def export_fingerprint(
             EXPORT_VERSION,
             rows.hexdigest(),
             config.gates.model_dump(mode="json"),
+            config.tiers.model_dump(mode="json"),
             config.shard_rows,
             lineup(config),
             corpus,
             {name: d.model_dump(mode="json") for name, d in sorted(decisions.items())},
+            *([norms.model_dump(mode="json")] if norms is not None else []),
         ]
     )
 
 
 def stage_order(config: EngineConfig, stats: RunStats) -> dict[str, dict]:
     """The run's per-stage statistics, stages in the pipeline's order."""
-    return stats.table(["media_prep", *stage_classes(config)])
+    order = ["media_prep", *stage_classes(config)]
+    if (other := second_lineup.second_config(config)) is not None:  # the second line-up's, after, under its name
+        order += [second_lineup.prefix(second_lineup.lineup_name(config)) + name for name in stage_classes(other)]
+    return stats.table(order)
 
 
 # Test hook (tests/faults/test_outputs.py): seconds to wait between writing a new export and swapping it
@@ -204,11 +244,12 @@ def export(
     corpus: str,
     decisions: dict[str, ReviewDecision],
     stats: RunStats,
+    norms: CorpusNorms | None = None,
 ) -> dict:
     """Gate the rows and write the export beside the current one, then swap it in whole (stages/export.py)."""
     folder = OutputFolder.existing(out_dir)
     batch_parts = sorted(parts_dir.glob("rows-batch-*.parquet"))
-    fingerprint = export_fingerprint(batch_parts, config, corpus, decisions)
+    fingerprint = export_fingerprint(batch_parts, config, corpus, decisions, norms)
     marker, previous = out_dir / ".export-fingerprint", out_dir / "build.json"
     # A re-run that changed nothing (no new clip, answer, gate setting or decision) keeps the last
     # export: re-gating and re-writing every shard was most of a re-run's time (bench/RESULTS.md).
@@ -225,7 +266,7 @@ def export(
     folder.claim(".export-fingerprint", out.EXPORTS, *out.SWAPPED, "README.md")
     marker.unlink(missing_ok=True)
     parts, bounds = out.gate_parts(
-        batch_parts, parts_dir / "gated", config.gates, decisions, corpus_root=Path(corpus).resolve()
+        batch_parts, parts_dir / "gated", config.gates, decisions, corpus_root=Path(corpus).resolve(), norms=norms
     )
     staged = out.new_export_dir(out_dir)
     try:
@@ -235,7 +276,10 @@ def export(
         summary = out.summarise(parts) | {
             "length_bounds": f"[{bounds.low}, {bounds.high}] words, {bounds.source}",
             "review_decisions": len(decisions),
+            "tiers": tier_summary(parts["train"], config.tiers),  # chosen from the stored gate scores
         }
+        if norms is not None:
+            summary["corpus_norms"] = {"source": norms.source, "clips": norms.clips}
         # The Arrow cache is per export: builds of other outputs may share the state dir.
         hf_cache = staged / ".hf-cache"
         dataset = out.build_dataset_dict(shards, hf_cache)
@@ -243,8 +287,9 @@ def export(
         dataset.save_to_disk(str(staged / "hf"), num_shards={name: max(1, len(shards[name])) for name in dataset})
         shutil.rmtree(hf_cache, ignore_errors=True)  # a full Arrow copy of the dataset; hf/ holds it now
         stages = stage_order(config, stats)
-        card = out.dataset_card(summary, lineup(config), corpus, config_fingerprint(config), stages)
-        (staged / "README.md").write_text(card, encoding="utf-8")
+        out.write_card(
+            staged, summary, lineup(config), corpus, config_fingerprint(config), stages, parts, out_dir.name
+        )  # README.md and the plots/ it embeds
         out.seal_shards(staged / "data")  # last: only a complete export is ever swapped in or pushed
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)  # the previous export stays; a full disk gets its space back
@@ -304,12 +349,43 @@ def _build(corpus: str, folder: OutputFolder, config: EngineConfig, logger, star
         progress = Progress(len(records))
         stats = RunStats()
         with local_servers(config, state_dir), batch_runner(config) as runner:
+            # Before any clip: does each role use its media (engine/canaries.py)? A failure warns, or stops the run.
+            canaries = run_canaries(config, state_dir) if config.canaries.enabled else None
+            if canaries is not None:
+                for result, line in zip(canaries.results, canaries.lines()):
+                    (logger.warning if result.status == "failed" else logger.info)(line)
+                enforce(canaries, config)
+            batches = batched(records, config.batch_size)
+            try:
+                # The corpus pass first: every clip measured (cheap, checkpointed; media prep is cached by
+                # content), so the acoustic readings and the gates judge each voice against the whole corpus.
+                measured = [
+                    runner.submit(measure_batch, {"records": b, "config": config, "state_dir": state_dir})
+                    for b in batches
+                ]
+                audios = []
+                for future in measured:
+                    batch_audios, batch_stats = future.result()
+                    audios += batch_audios
+                    stats.merge(batch_stats)
+                norms = measured_norms(records, audios)
+                logger.info("acoustic norms: %s", norms.source)
+            except BaseException:
+                close_engines()
+                raise
             futures = [
                 runner.submit(
                     annotate_batch,
-                    {"index": i, "records": batch, "config": config, "state_dir": state_dir, "parts_dir": parts_dir},
+                    {
+                        "index": i,
+                        "records": batch,
+                        "config": config,
+                        "state_dir": state_dir,
+                        "parts_dir": parts_dir,
+                        "norms": norms,
+                    },
                 )
-                for i, batch in enumerate(batched(records, config.batch_size))
+                for i, batch in enumerate(batches)
             ]
             records = []
             try:
@@ -323,7 +399,7 @@ def _build(corpus: str, folder: OutputFolder, config: EngineConfig, logger, star
         out.write_manifest(records, out_path / "manifest.parquet")
         # Reviewers' decisions about the content as it is now (a clip that changed is reviewed again).
         decisions = load_decisions(out_path, {r.name: r.sha256 for r in records})
-        summary = export(parts_dir, out_path, state_dir, config, str(corpus), decisions, stats)
+        summary = export(parts_dir, out_path, state_dir, config, str(corpus), decisions, stats, norms)
     finally:
         checkpoint.close()
     summary |= {
@@ -332,6 +408,10 @@ def _build(corpus: str, folder: OutputFolder, config: EngineConfig, logger, star
         "clips": len(records),
     }
     summary["stages"] = stage_order(config, stats)
+    summary["config_fingerprint"] = config_fingerprint(config)
+    summary.pop("canaries", None)  # an unchanged export keeps the last build.json: its canaries are not this run's
+    if canaries is not None:
+        summary["canaries"] = canaries.model_dump(mode="json")
     stage_table_artifact(summary["stages"])
     folder.write_text("build.json", json.dumps(summary, indent=1, ensure_ascii=False))
     logger.info("built %s: %s", out_path, summary["splits"])

@@ -1,6 +1,8 @@
 """Command line: `emer-coarse build CORPUS --out DIR [--config FILE]` runs the build-coarse flow;
 `emer-coarse push OUT --repo ORG/NAME [--public]` runs the push-coarse flow (token from HF_TOKEN);
-`emer-coarse evaluate PRED --gold CSV --out DIR` runs the evaluate flow."""
+`emer-coarse evaluate PRED --gold CSV --out DIR` runs the evaluate flow;
+`emer-coarse export OUT --format FMT --to DIR` runs the export-training flow (files a trainer's loader reads);
+`emer-coarse compare CORPUS --gold CSV --lineups A.toml B.toml --out DIR` runs the compare flow."""
 
 from __future__ import annotations
 
@@ -244,6 +246,12 @@ def push(
         None, "--endpoint", help="Hub URL (default: HF_ENDPOINT, else huggingface.co)"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stage what would be uploaded into OUT/.push and stop"),
+    tier: list[str] = typer.Option(
+        ["coarse"],
+        "--tier",
+        "-t",
+        help="Tier to publish, each its own config of the dataset: coarse (the train split) or plus; repeat for both",
+    ),
 ) -> None:
     """Push the gated rows (the train split) and the dataset card to the Hub; the failed split stays local.
 
@@ -253,13 +261,14 @@ def push(
 
     try:
         if dry_run:
-            staged = publish.stage(out)
+            staged = publish.stage(out, tiers=tier, repo_id=repo)
             console.print_json(
                 json.dumps(
                     {
                         "staged": str(staged.folder),
                         "files": staged.files,
                         "rows": staged.rows,
+                        "tiers": staged.tiers,
                         "held_back": staged.held_back,
                     }
                 )
@@ -270,7 +279,9 @@ def push(
         from flows.push_coarse import push_coarse  # Prefect import is slow: keep --help fast
 
         with quiet_about_user_errors():
-            result = push_coarse(out_dir=str(out), repo_id=repo, private=not public, endpoint=endpoint)
+            result = push_coarse(
+                out_dir=str(out), repo_id=repo, private=not public, endpoint=endpoint, tiers=list(tier)
+            )
     except publish.PushError as exc:
         if debugging():
             raise
@@ -309,12 +320,12 @@ def evaluate(
         "-c",
         exists=True,
         dir_okay=False,
-        help="TOML or YAML with a [synonyms] role: group each clip's labels with that LLM (cached)",
+        help="TOML or YAML with a \\[synonyms] role: group each clip's labels with that LLM (cached)",
     ),
 ) -> None:
     """Score labels with the EMER metric (and the emotion-wheel metric with --wheel); write the report.
 
-    Synonym groups: --groups if given, else per clip from the [synonyms] role of --config, else the engine's lexicon.
+    Synonym groups: --groups if given, else per clip from the \\[synonyms] role of --config, else the engine's lexicon.
     """
     apply_prefect_defaults()
     check_evaluate_config(config)
@@ -348,6 +359,114 @@ def check_evaluate_config(config: Path | None) -> None:
         EvaluateConfig.from_file(config)
     except ValidationError as exc:
         refuse("\n".join(config_problems(exc, EvaluateConfig, config)))
+
+
+@app.command()
+@answers_user_errors
+def export(
+    out: Path = typer.Argument(..., exists=True, file_okay=False, help="A build-coarse output folder"),
+    fmt: str = typer.Option(
+        ..., "--format", "-f", help="affectgpt | mercaption | llamafactory | atomic (whose loader reads it)"
+    ),
+    to: Path = typer.Option(..., "--to", help="Folder to write into: empty, or one an earlier export wrote"),
+    tier: str = typer.Option("coarse", "--tier", "-t", help="coarse (the train split) or plus (its stricter subset)"),
+    media: str = typer.Option(
+        "link", "--media", help="link (symbolic links to the corpus and media cache), copy, or none"
+    ),
+    convert: bool = typer.Option(
+        False,
+        "--avi",
+        "--convert",
+        help="Re-mux clips (ffmpeg) into the container the reader's file names say (affectgpt .avi, mercaption .mp4)",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", exists=True, dir_okay=False, help="The build's engine config (state_dir, media, tiers)"
+    ),
+) -> None:
+    """Write the rows fit to publish (a tier of the train split) as a trainer's own data loader reads them.
+
+    Runs the Prefect flow export-training (flows/export_training.py); export-manifest.json says what was written.
+    """
+    apply_prefect_defaults()
+    from schemas.config import EngineConfig
+
+    EngineConfig.from_file(config)  # a bad key or value is said here, in the configuration's words
+    from flows.export_training import export_training  # Prefect import is slow: keep --help fast
+
+    with quiet_about_user_errors():
+        manifest = export_training(
+            out_dir=str(out),
+            fmt=fmt,
+            to=str(to),
+            tier=tier,
+            media=media,
+            convert=convert,
+            config_path=str(config) if config else None,
+        )
+    shown = ("format", "tier", "rows", "samples", "files", "media_files", "reader", "notes")
+    summary = {k: manifest[k] for k in shown}
+    summary |= {"media_problems": len(manifest["media_problems"]), "skipped": len(manifest["skipped"])}
+    summary["manifest"] = str(to / "export-manifest.json")
+    console.print_json(json.dumps(summary, ensure_ascii=False))
+
+
+@app.command(context_settings={"allow_extra_args": True})
+@answers_user_errors
+def compare(
+    ctx: typer.Context,
+    corpus: Path = typer.Argument(
+        ..., exists=True, file_okay=False, help="Corpus folder (as for build); only its gold-labelled clips are built"
+    ),
+    gold: Path = typer.Option(
+        ..., "--gold", "-g", exists=True, dir_okay=False, help="Gold labels CSV (name, openset)"
+    ),
+    lineups: list[Path] = typer.Option(
+        ..., "--lineups", "-l", exists=True, dir_okay=False, help="Line-up configurations: --lineups A.toml B.toml ..."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: leaderboard, builds, shared checkpoint"),
+    groups: Path | None = typer.Option(None, "--groups", exists=True, help="Synonym groups, as for evaluate"),
+    wheel: Path | None = typer.Option(None, "--wheel", exists=True, help="Emotion-wheel resources, as for evaluate"),
+    eval_config: Path | None = typer.Option(
+        None, "--eval-config", exists=True, dir_okay=False, help="The evaluation's \\[synonyms] role, as for evaluate"
+    ),
+    force: bool = typer.Option(False, "--force", help="Allow a non-empty OUT the engine did not write"),
+) -> None:
+    """Build each line-up over the gold clips (one shared checkpoint), score each, and rank them with their cost.
+
+    Runs the Prefect flow compare (flows/compare.py); OUT/leaderboard.md says which line-up scores best and at
+    what cost per clip.
+    """
+    # click gives an option one value per flag: the files after the first (`--lineups A.toml B.toml`) arrive
+    # as extra arguments.
+    extra = [Path(arg) for arg in ctx.args]
+    for path in extra:
+        if path.suffix.lower() not in (".toml", ".yaml", ".yml") or not path.is_file():
+            refuse(f"{path}: not a line-up configuration file (.toml or .yaml); give line-ups after --lineups")
+    apply_prefect_defaults()
+    check_evaluate_config(eval_config)
+    from flows.compare import compare as compare_flow  # Prefect import is slow: keep --help fast
+    from flows.compare import lineup_names
+
+    lineup_names([str(p) for p in [*lineups, *extra]])  # two line-ups of one name: said before the flow starts
+
+    try:
+        with quiet_about_user_errors():
+            summary = compare_flow(
+                corpus=str(corpus),
+                gold=str(gold),
+                lineups=[str(p) for p in [*lineups, *extra]],
+                out_dir=str(out),
+                groups=str(groups) if groups else None,
+                wheel=str(wheel) if wheel else None,
+                eval_config=str(eval_config) if eval_config else None,
+                force=force,
+            )
+    except ValueError as exc:  # a malformed gold or groups file: say which and why, no traceback
+        if debugging():
+            raise
+        refuse(exc)
+    console.print_json(json.dumps(summary, ensure_ascii=False))
+    console.print(summary["verdict"], markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("make-sample")

@@ -102,7 +102,12 @@ def load_groups(path: str | Path) -> SynonymGroups:
             raise GroupsFileError(f"{path}: not a lexicon TOML ({exc}); {EXPECTED}") from None
         if "group" not in data:
             raise GroupsFileError(f"{path}: a lexicon TOML has [[group]] tables with `words`")
-        return SynonymGroups(global_groups=[list(g["words"]) for g in data["group"]], source=f"file:{path.name}")
+        from annotators.signals.vocabulary import lexicon
+
+        # The lexicon's own reading of its groups, their `forms` too ("wrath" falls with "angry"): the groups the
+        # lexicon labeller and the gates use.
+        groups = lexicon(path.resolve(), None).synonym_lists()
+        return SynonymGroups(global_groups=groups, source=f"file:{path.name}")
     return _from_json(path.read_bytes(), path, f"file:{path.name}")
 
 

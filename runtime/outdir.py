@@ -39,6 +39,7 @@ ENGINE_ENTRIES = (
     "manifest.parquet",
     "data",
     "hf",
+    "plots",
     "README.md",
     "build.json",
     ".push",

@@ -99,12 +99,16 @@ class Sampling(StrictModel):
     stop: list[str] | None = Field(None, description="Strings that end the reply (Chat-UniVi's turns end at '###')")
 
 
+IMPORT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npz": "npz"}  # RoleConfig.format
+
+
 class RoleConfig(StrictModel):
-    backend: Literal["openai", "signals"] = Field(
+    backend: Literal["openai", "signals", "import"] = Field(
         "openai",
         description=(
             "openai: a model behind an OpenAI-compatible server; "
-            "signals: the built-in annotators that measure the clip (no weights)"
+            "signals: the built-in annotators that measure the clip (no weights); "
+            "import: answers read from a file of existing outputs keyed by clip name (`file`)"
         ),
     )
     endpoints: list[Endpoint] = Field(default_factory=list)
@@ -132,6 +136,71 @@ class RoleConfig(StrictModel):
             "(the method's SALMONN and Chat-UniVi were not trained to write JSON), read by the reply's from_prose"
         ),
     )
+    # The import backend (backends/imported.py); `file` is declared before `format`, whose default is read from it.
+    file: str | None = Field(
+        None,
+        description=(
+            "import backend: the file of outputs keyed by clip name: a CSV (`name` + `column`), a JSONL, or the "
+            "authors' npz (output-reason-*-eng.npz: name2reason; *-openset.npz: filenames + fileitems)"
+        ),
+    )
+    format: Literal["csv", "jsonl", "npz"] | None = Field(
+        None, validate_default=True, description="import backend: the file's format; default: from its suffix"
+    )
+    column: str | None = Field(
+        None,
+        description=(
+            "import backend, CSV/JSONL: the column (field) holding the text (default `description`) "
+            "or the label list (default `openset`)"
+        ),
+    )
+    states_file: str | None = Field(
+        None,
+        description=(
+            "import backend, clue roles: an openset file (the authors' *-openset.npz, or a `name, openset` CSV) "
+            "whose label lists become the clue's emotional_states; none: the description carries the states"
+        ),
+    )
+
+    @field_validator("file", "states_file")
+    @classmethod
+    def _a_readable_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            path = Path(value)
+            if not path.is_file():
+                raise ValueError(f"no such file {value}" if not path.exists() else f"{value} is not a file")
+            try:
+                with path.open("rb") as f:
+                    f.read(1)
+            except OSError as exc:
+                raise ValueError(f"{value} cannot be read ({exc.strerror or exc})") from None
+        return value
+
+    @field_validator("states_file")
+    @classmethod
+    def _an_openset_file(cls, value: str | None) -> str | None:
+        if value is not None and Path(value).suffix.lower() not in (".npz", ".csv"):
+            raise ValueError(f"{value}: an openset file is the authors' *-openset.npz or a `name, openset` .csv")
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format_from_suffix(cls, value: str | None, info: ValidationInfo) -> str | None:
+        file = info.data.get("file")
+        if value is None and file:
+            value = IMPORT_SUFFIXES.get(Path(file).suffix.lower())
+            if value is None:
+                raise ValueError(f"cannot tell the format of {file} from its name: set format to csv, jsonl or npz")
+        return value
+
+    @model_validator(mode="after")
+    def _imports_name_a_file(self) -> RoleConfig:
+        given = [key for key in ("file", "column", "states_file") if getattr(self, key) is not None]
+        if self.backend == "import" and self.file is None:
+            raise ValueError('the import backend reads its answers from a file: set file = "PATH"')
+        if self.backend != "import" and given:
+            raise ValueError(f'{", ".join(given)}: read by the import backend only; set backend = "import" or drop it')
+        return self
 
     @model_validator(mode="after")
     def _served_roles_name_a_server(self) -> RoleConfig:
@@ -190,7 +259,14 @@ class AVMatchGate(StrictModel):
         0.15, ge=0, le=1, description="Share of the track with voice activity that counts as speech"
     )
     min_face_ratio: float = Field(
-        0.3, ge=0, le=1, description="Share of sampled frames with a frontal face that counts as a visible face"
+        0.3, ge=0, le=1, description="Share of analysed frames with a face found that counts as a visible face"
+    )
+    min_speaker_score: float = Field(
+        0.2,
+        ge=-1,
+        le=1,
+        description="Active-speaker score (mouth opening correlated with the voice) from which the visible face is "
+        "the one speaking",
     )
 
 
@@ -209,12 +285,116 @@ class GroundingGate(StrictModel):
     rules: Path | None = Field(None, description="Rules file; default gates/grounding_rules.toml")
 
 
+class HighLevelGate(StrictModel):
+    """MER-Caption+'s high-level filter (gates/high_level.py): classifier views of the clip itself vote (the
+    facial-expression classifier, the voice's arousal against the corpus, the subtitle's sentiment), and a
+    row whose labels disagree with the vote on the level-1 emotion group, the valence or the arousal is held
+    back. A view below its threshold abstains; a row with no voting view passes."""
+
+    enabled: bool = True
+    min_face_ratio: float = Field(
+        0.3, ge=0, le=1, description="Share of analysed frames with a face below which the face view abstains"
+    )
+    min_expression_probability: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Mean probability the strongest non-neutral expression class (FER2013) must reach for the face "
+        "to vote; a neutral face does not vote",
+    )
+    min_smile_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of face frames smiling (AU12) from which the face votes happy, where no expression "
+        "classifier ran",
+    )
+    min_subtitle_sentiment: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="|VADER compound| from which the subtitle votes a valence (VADER's own cut for 'positive' is "
+        "0.05; 0.5 keeps only clearly worded subtitles)",
+    )
+    min_arousal: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="|arousal| (-1..1, relative to the corpus) from which the voice votes high or low; the "
+        "acoustic reading's own 'high' starts near 0.38",
+    )
+    compare_groups: bool = Field(True, description="Hold back labels outside the level-1 group the views vote")
+    compare_valence: bool = Field(True, description="Hold back labels of the opposite valence to the vote")
+    compare_arousal: bool = Field(
+        True, description="Hold back calm/tired labels on a high-arousal voice and excited/angry ones on a low one"
+    )
+
+
 class GatesConfig(StrictModel):
     validity: ValidityGate = Field(default_factory=ValidityGate)
     length: LengthGate = Field(default_factory=LengthGate)
     av_match: AVMatchGate = Field(default_factory=AVMatchGate)
     cross_validation: CrossValidationGate = Field(default_factory=CrossValidationGate)
     grounding: GroundingGate = Field(default_factory=GroundingGate)
+    high_level: HighLevelGate = Field(default_factory=HighLevelGate)
+
+
+class PlusTier(StrictModel):
+    """The `plus` tier, as MER-Caption+ is to MER-Caption: the rows of the corpus (`train`) whose gate scores
+    clear stricter thresholds. Every row carries each gate's score (`gates[].score`), so the tier is chosen
+    at export from what is stored: a changed threshold costs no model call. A threshold is in the units of
+    the score its gate stores (gates/*.py; `gates[].threshold` is the gate's own cut): validity = the Chinese
+    text's CJK share, length = English words, av_match = the active-speaker correlation of mouth and voice
+    (gate cut 0.2; where it could not be measured, the weaker of speech and face share over its threshold,
+    1 = just passing, so 0.5 is no stricter there), cross_validation = EMER Avg of the labels against the
+    best clue, grounding = claims the measurements contradict."""
+
+    min_score: dict[str, float] = Field(
+        default_factory=lambda: {"validity": 0.8, "length": 30, "av_match": 0.5, "cross_validation": 0.5},
+        description="Gate -> the lowest score a plus row may have",
+    )
+    max_score: dict[str, float] = Field(
+        default_factory=lambda: {"length": 300, "grounding": 0},
+        description="Gate -> the highest score a plus row may have",
+    )
+    unscored: Literal["out", "in"] = Field(
+        "out",
+        description=(
+            "A row whose verdict for a gate named here has no score (the gate had nothing to measure, e.g. "
+            "cross_validation with no clue states): out of plus, or in. A gate the build did not run (disabled) "
+            "has no verdict: its thresholds do not apply"
+        ),
+    )
+
+    @field_validator("min_score", "max_score")
+    @classmethod
+    def _known_gates(cls, scores: dict[str, float]) -> dict[str, float]:
+        gates = list(GatesConfig.model_fields)
+        unknown = [g for g in scores if g not in gates]
+        if unknown:
+            raise ValueError(f"no gate named {', '.join(unknown)}; the gates are {', '.join(gates)}")
+        return scores
+
+
+class TiersConfig(StrictModel):
+    """Quality tiers of the published rows: `coarse` is the corpus (`train`), `plus` a stricter subset."""
+
+    plus: PlusTier = Field(default_factory=PlusTier)
+
+
+TIERS: tuple[str, ...] = ("coarse", "plus")
+
+
+class CanariesConfig(StrictModel):
+    """Modality canaries (engine/canaries.py): before the corpus run, a few generated clips check that each role
+    really uses its media (the audio role says the words of a spoken sentence; a visual role sent a clip with no
+    face describes none, and sees the face in a clip with one)."""
+
+    enabled: bool = Field(False, description="Ask the canaries before the corpus run; results in build.json")
+    stop_on_failure: bool = Field(False, description="A failed canary stops the run (else it warns)")
+    min_word_overlap: float = Field(
+        0.5, gt=0, le=1, description="Share of the spoken sentence's words the audio role's answer must contain"
+    )
 
 
 class LocalServer(StrictModel):
@@ -286,6 +466,19 @@ class EngineConfig(BaseSettings):
     state_dir: Path | None = Field(None, description="Media cache and stage results; default: <out>/.state")
     servers: list[LocalServer] = Field(default_factory=list, description="vLLM servers to start for the run")
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    tiers: TiersConfig = Field(
+        default_factory=TiersConfig, description="Quality tiers of the corpus (stages/tiers.py)"
+    )
+    canaries: CanariesConfig = Field(
+        default_factory=CanariesConfig, description="Modality canaries asked before the run (engine/canaries.py)"
+    )
+    second_lineup: str | None = Field(
+        None,
+        description=(
+            "A second line-up's configuration file: its stages run beside this one's (shared stages asked once) and "
+            "its labels are one more view for the cross-validation gate; only its roles and extra_stages are read"
+        ),
+    )
 
     @field_validator("roles")
     @classmethod

@@ -22,7 +22,7 @@ from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
 from schemas.replies import Reply
 from schemas.row import CoarseRow, StageExtra
-from schemas.signals import ClipSignals
+from schemas.signals import ClipSignals, CorpusNorms
 from schemas.stage import StageOutcome
 
 Medium = Literal["audio", "frames"]
@@ -124,8 +124,14 @@ class Backend:
         return False
 
     def reads_measurements(self, stage: Stage) -> tuple[str, ...]:
-        """Which of the clip's measurements ("audio", "visual") the answer depends on: their hashes enter the key."""
+        """Which of the clip's measurements ("audio", "visual", and "corpus": the corpus's acoustic norms) the
+        answer depends on: their hashes enter the key."""
         return ()
+
+    def reads_clip_name(self, stage: Stage) -> bool:
+        """Whether the answer depends on the clip's name, not only its content (answers looked up by name,
+        such as imported outputs): two clips with the same content then keep apart answers."""
+        return False
 
     def lineup_entry(self) -> dict[str, Any]:
         """What the dataset card and the line-up fingerprint say about this backend."""
@@ -143,18 +149,23 @@ class ClipContext:
     media: PreparedMedia
     media_keys: dict[str, Any]  # medium -> identity of the prepared file(s): settings hash, source hash
     signals: ClipSignals | None = None
-    measurement_hashes: dict[str, str | None] = field(default_factory=dict)  # "audio"/"visual" -> hash, once measured
+    # "audio"/"visual" -> hash, once measured; "corpus" -> the norms' hash (engine/pipeline.py hashes them once)
+    measurement_hashes: dict[str, str | None] = field(default_factory=dict)
+    norms: CorpusNorms | None = None  # the corpus's acoustic norms (annotators/signals/acoustics.py)
 
 
 def checkpoint_key(stage: Stage, backend: Backend, inputs: StageInputs, clip: ClipContext) -> str:
     """Everything an answer depends on, and nothing else: the stage and its version, the backend's
     identity, the declared inputs' values, the media settings when the backend reads the media, and
-    the measurements' hash when it reads them. (The clip's content hash is the checkpoint's own column.)"""
+    the measurements' hash when it reads them, the corpus norms' among them when it reads "corpus" (so a
+    grown corpus moves exactly those keys). (The clip's content hash is the checkpoint's own column.)"""
     parts: dict[str, Any] = {"stage": [stage.name, stage.version], "backend": backend.identity_hash(stage)}
     if backend.reads_media(stage):
         parts["media"] = {medium: clip.media_keys[medium] for medium in stage.media}
     if read := backend.reads_measurements(stage):
         parts["measurements"] = {part: clip.measurement_hashes.get(part) for part in read}
+    if backend.reads_clip_name(stage):
+        parts["name"] = clip.record.name
     # The inputs as pydantic-core serialises them (field order fixed by the model): derived on every step of
     # every clip, this was the engine's own largest cost per step as a dict through json.dumps.
     blob = inputs.model_dump_json().encode() + b"\0" + json.dumps(parts, sort_keys=True, default=str).encode()

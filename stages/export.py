@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 from datasets import Dataset, DatasetDict
 
 from gates.base import LengthBounds
@@ -33,8 +34,11 @@ from schemas.config import GatesConfig
 from schemas.manifest import ClipRecord
 from schemas.review import ReviewDecision
 from schemas.row import CoarseRow
+from schemas.signals import CorpusNorms
 from schemas.stats import StageStats
 from schemas.text_clean import remove_control_characters
+from stages.card_plots import durations_of, plots_markdown, write_plots
+from stages.tiers import tier_counts
 
 if TYPE_CHECKING:
     from runtime.outdir import OutputFolder
@@ -49,7 +53,7 @@ from them inherits those terms.
 
 EXPORTS = ".exports"  # in OUT: one folder per export; only the one swapped in stays
 SEAL = ".export.json"  # in data/: the shards of a complete export, with their rows and sizes; written last
-SWAPPED = ("data", "hf")  # OUT's links into the current export
+SWAPPED = ("data", "hf", "plots")  # OUT's links into the current export (plots/: the card's PNGs)
 
 
 def write_manifest(records: Iterable[ClipRecord], path: Path) -> None:
@@ -93,10 +97,12 @@ def gate_parts(
     cfg: GatesConfig,
     decisions: dict[str, ReviewDecision],
     corpus_root: Path | None = None,
+    norms: CorpusNorms | None = None,
 ) -> tuple[dict[str, list[Path]], LengthBounds]:
     """Judge every row and write it to its split. Two streaming passes: the length gate's bounds come
     from the whole corpus's description lengths, so they are read first (one column, not the rows).
-    Error messages lose their local paths (without_local_paths)."""
+    Error messages lose their local paths (without_local_paths). `norms`: the corpus's acoustic norms, which
+    the gates judge each voice against (annotators/signals/acoustics.py)."""
     counts = []
     for part in parts:
         table = pq.read_table(part, columns=["complete", "description_en"])
@@ -110,7 +116,7 @@ def gate_parts(
     out: dict[str, list[Path]] = {split: [] for split in SPLITS}
     for part in parts:
         rows = [
-            judge(_publishable(CoarseRow.model_validate(r), corpus_root), cfg, bounds)
+            judge(_publishable(CoarseRow.model_validate(r), corpus_root), cfg, bounds, norms)
             for r in pq.read_table(part).to_pylist()
         ]
         routed = {split: [] for split in SPLITS}
@@ -225,7 +231,10 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
     """Counts for the card, read back from the parts so they describe exactly what was written."""
     counts: dict[str, int] = {}
     status: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
+    errors: Counter[str] = Counter()  # rows with an error at the stage
+    error_count: Counter[str] = Counter()  # errors at the stage (a row can have several)
+    rows_with_errors = 0
+    reviewed: Counter[str] = Counter()  # a reviewer's decisions, by outcome
     labels: Counter[str] = Counter()
     gate_runs: Counter[str] = Counter()
     gate_passes: Counter[str] = Counter()
@@ -234,7 +243,7 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
     for split, files in parts.items():
         counts[split] = 0
         for part in files:
-            table = pq.read_table(part, columns=["clip_status", "errors", "labels", "gates", "provenance"])
+            table = pq.read_table(part, columns=["clip_status", "errors", "labels", "gates", "provenance", "review"])
             if split == "train":  # what answered the published rows
                 for calls in table.column("provenance").to_pylist():
                     for call in calls:
@@ -250,6 +259,11 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
             status.update(table.column("clip_status").to_pylist())
             for errs in table.column("errors").to_pylist():
                 errors.update({e["stage"] for e in errs})
+                error_count.update(e["stage"] for e in errs)
+                rows_with_errors += bool(errs)
+            for decision in table.column("review").to_pylist():
+                if decision is not None:
+                    reviewed["accepted" if decision["accepted"] else "rejected"] += 1
             for ls in table.column("labels").to_pylist():
                 labels.update(ls)
     gates = {
@@ -260,6 +274,13 @@ def summarise(parts: dict[str, list[Path]]) -> dict:
         "splits": counts,
         "clip_status": dict(status),
         "rows_with_errors_by_stage": dict(errors),
+        "errors_by_stage": dict(error_count),
+        "rows_with_errors": rows_with_errors,
+        "review": {
+            "accepted": reviewed["accepted"],
+            "rejected": reviewed["rejected"],
+            "waiting": counts.get("review", 0),
+        },
         "gates": gates,
         "gate_failures": dict(gate_reasons.most_common(20)),
         "top_labels": labels.most_common(20),
@@ -311,30 +332,216 @@ def top_labels_text(top: list) -> str:
     return ", ".join(f"{markdown_text(w)} ({n})" for w, n in top) or "(none)"
 
 
-def summary_json(summary: dict) -> str:
-    """The summary as JSON for a fenced block: a backtick in a label cannot close the fence."""
-    text = json.dumps(summary, ensure_ascii=False, indent=1)
-    return text.replace("`", "\\u0060").replace("<", "\\u003c")  # only inside JSON strings: still the same JSON
+def _norms_line(norms: dict | None) -> str:
+    return markdown_text(norms["source"]) if norms else "n/a"  # the source names its clip count
+
+
+# How to cite the method this dataset follows (titles and venues as their authors list them).
+CITATION = """## Citation
+
+The rows follow the EMER-Coarse method of AffectGPT; the `plus` tier follows MER-Caption+'s stricter
+filtering. Please cite:
+
+```bibtex
+@article{lian2024affectgpt,
+  title={AffectGPT: Dataset and Framework for Explainable Multimodal Emotion Recognition},
+  author={Lian, Zheng and Sun, Haiyang and Sun, Licai and Yi, Jiangyan and Liu, Bin and Tao, Jianhua},
+  journal={arXiv preprint arXiv:2407.07653},
+  year={2024}
+}
+
+@article{lian2023explainable,
+  title={Explainable Multimodal Emotion Recognition},
+  author={Lian, Zheng and Sun, Haiyang and Sun, Licai and Gu, Hao and Wen, Zhuofan and Zhang, Siyuan and others},
+  journal={arXiv preprint arXiv:2306.15401},
+  year={2023}
+}
+
+@inproceedings{lian2025affectgpt,
+  title={AffectGPT: A New Dataset, Model, and Benchmark for Emotion Understanding with Multimodal Large
+         Language Models},
+  author={Lian, Zheng and Chen, Haoyu and Chen, Lan and Sun, Haiyang and Sun, Licai and Ren, Yong and others},
+  booktitle={International Conference on Machine Learning (ICML)},
+  year={2025}
+}
+```
+"""
+
+_EXAMPLE_CHARS = 600  # a description can be long: the example shows its start
+
+
+def columns_table() -> str:
+    """One line per column, from the row schema's own field descriptions (schemas/row.py)."""
+    lines = ["| column | what |", "|---|---|"]
+    for name, field in CoarseRow.model_fields.items():
+        lines.append(_cells(name, field.description or ""))
+    return "\n".join(lines)
+
+
+def _clue_text(clue: dict | None) -> str:
+    if not clue:
+        return ""
+    reply = clue.get("with_subtitle") or clue.get("without_subtitle") or {}
+    states = ", ".join(reply.get("emotional_states") or [])
+    return (reply.get("clues") or "") + (f" (states: {states})" if states else "")
+
+
+def example_row(parts: dict[str, list[Path]], splits: Iterable[str] = ("train", "review")) -> dict | None:
+    """The first row by name of the first of `splits` that has rows, as the card shows it (None: no row)."""
+    columns = ["name", "subtitle_english", "subtitle_chinese", "audio_clue", "visual_clue", "subtitle_analysis"]
+    columns += ["description_en", "description_zh", "labels", "complete"]
+    for split in splits:
+        rows = [r for p in parts.get(split, []) for r in pq.read_table(p, columns=columns).to_pylist()]
+        rows = [r for r in rows if r["complete"]]
+        if rows:
+            return min(rows, key=lambda r: r["name"]) | {"split": split}
+    return None
+
+
+def example_table(example: dict | None) -> str:
+    if example is None:
+        return "No complete row to show."
+
+    def cut(text: str | None) -> str:
+        text = " ".join((text or "").split())
+        return text if len(text) <= _EXAMPLE_CHARS else text[: _EXAMPLE_CHARS - 1] + "…"
+
+    fields = {
+        "name": example["name"],
+        "subtitle": example.get("subtitle_english") or example.get("subtitle_chinese") or "",
+        "audio_clue": _clue_text(example.get("audio_clue")) or "(no audio clue)",
+        "visual_clue": _clue_text(example.get("visual_clue")),
+        "subtitle_analysis": example.get("subtitle_analysis") or "",
+        "description_en": example.get("description_en"),
+        "description_zh": example.get("description_zh"),
+        "labels": ", ".join(example.get("labels") or []) or "(none)",
+    }
+    where = "" if example.get("split") == "train" else f" (from `{example['split']}`: no row is in `train` yet)"
+    lines = [f"One row{where}:", "", "| column | value |", "|---|---|"]
+    return "\n".join(lines + [_cells(k, cut(v)) for k, v in fields.items()])
+
+
+def _python_string(text: str) -> str:
+    """`text` as a Python string literal for a fenced code block: a backtick in it cannot close the fence."""
+    return json.dumps(text, ensure_ascii=False).replace("`", "\\u0060")  # still the same string in Python
+
+
+def load_section(where: str, configs: dict[str, list[str]], *, local: bool) -> str:
+    """How to load the dataset: `where` is what load_dataset takes (a repo id, or this folder's path)."""
+    first, *others = configs or {"default": ["train"]}
+    split = (configs or {}).get(first, ["train"])[0] if (configs or {}).get(first) else "train"
+    path = _python_string(where)
+    lines = ["```python", "from datasets import load_dataset", "", f"ds = load_dataset({path})"]
+    lines.append(f'rows = ds["{split}"]  # splits: {", ".join(configs.get(first, []) or ["(none)"])}')
+    for name in others:
+        lines.append(f'{name} = load_dataset({path}, "{name}")["{split}"]  # the {name} tier')
+    if local:
+        lines += ["", "# or the same splits as saved by the build:", "from datasets import load_from_disk", ""]
+        lines.append(f"ds = load_from_disk({_python_string(where + '/hf')})")
+    lines.append("```")
+    intro = (
+        "The YAML header above lists the splits that have rows; `load_dataset` reads them from `data/`."
+        if local
+        else "Every config in the YAML header above is one tier; `load_dataset` reads the default one."
+    )
+    return "## How to load\n\n" + intro + "\n\n" + "\n".join(lines) + "\n"
+
+
+def tiers_table(tiers: dict | None) -> str:
+    """The tier sizes and what chose them (summary["tiers"], stages/tiers.py tier_summary)."""
+    if not tiers:
+        return "| coarse | (the `train` split) | complete, every gate passed or a reviewer accepted |"
+    plus = tiers.get("plus", {})
+    rule = "; ".join(
+        [f"{g} ≥ {v:g}" for g, v in plus.get("min_score", {}).items()]
+        + [f"{g} ≤ {v:g}" for g, v in plus.get("max_score", {}).items()]
+    )
+    unscored = "in" if plus.get("unscored") == "in" else "out"
+    held = ", ".join(f"{markdown_text(g)} ({n})" for g, n in sorted(plus.get("held_back_by", {}).items()))
+    return "\n".join(
+        [
+            _cells(
+                "coarse",
+                tiers.get("coarse", {}).get("rows", 0),
+                "the train split: complete, every gate passed or a reviewer accepted",
+            ),
+            _cells(
+                "plus",
+                plus.get("rows", 0),
+                f"coarse rows whose gate scores reach {rule or '(no threshold)'}; "
+                f"a gate with no score: {unscored}" + (f"; coarse rows left out by {held}" if held else ""),
+            ),
+        ]
+    )
+
+
+def config_header(splits_by_config: dict[str, list[tuple[str, str]]], default: str | None = None) -> str:
+    """The card's YAML: one config per entry, each listing only splits that have rows (`load_dataset`
+    refuses a split whose files hold none), and the licence."""
+    meta: dict = {}
+    configs = [
+        {
+            "config_name": name,
+            **({"default": True} if name == default and len(splits_by_config) > 1 else {}),
+            "data_files": [{"split": split, "path": path} for split, path in files],
+        }
+        for name, files in splits_by_config.items()
+        if files
+    ]
+    if configs:
+        meta["configs"] = configs
+    meta |= {
+        "license": "other",
+        "license_name": "mer-eula",
+        "language": ["en", "zh"],
+        "task_categories": ["video-classification"],
+        "tags": ["emotion", "explainable-emotion-recognition", "multimodal"],
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---"
+
+
+def _corpus_text(corpus: str, status: dict[str, int]) -> str:
+    missing = status.get("missing", 0)
+    clips = sum(status.values()) - missing
+    rows = f", and {missing} subtitle row{'s' * (missing != 1)} without a clip" if missing else ""
+    return f"{markdown_text(corpus_name(corpus))} ({clips} clip{'s' * (clips != 1)}{rows})"
+
+
+def review_text(review: dict | None) -> str:
+    review = review or {}
+    accepted, rejected, waiting = (review.get(k, 0) for k in ("accepted", "rejected", "waiting"))
+    return (
+        f"Reviewers accepted {accepted} row{'s' * (accepted != 1)} (in `train`, with the reviewer's labels where "
+        f"given) and rejected {rejected} (in `rejected`); {waiting} wait{'s' * (waiting == 1)} for review "
+        "(`review`)."
+    )
 
 
 def dataset_card(
-    summary: dict, lineup: dict, corpus: str, config_fingerprint: str, stages: dict[str, dict] | None = None
+    summary: dict,
+    lineup: dict,
+    corpus: str,
+    config_fingerprint: str,
+    stages: dict[str, dict] | None = None,
+    *,
+    plots: list[str] | None = None,
+    example: dict | None = None,
+    load_as: str = "this-folder",
 ) -> str:
-    """The local card: the whole build (every split's counts, the gates' commonest reasons, the labels of
-    every row). Everything user- or model-made in it is escaped (markdown_text); the corpus is named by
-    its folder. What push publishes is derived from the train rows only (flows/publish.py)."""
+    """The local card: the whole build (every split's counts, the tiers, the review outcome, the gates'
+    commonest reasons, the labels of every row), how to load it, its columns and one example. Everything
+    user- or model-made in it is escaped (markdown_text); the corpus is named by its folder and clip count.
+    What push publishes is derived from the train rows only (flows/publish.py)."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    header = "\n".join(
-        ["---", "configs:", "- config_name: default", "  data_files:"]
-        + [f"  - split: {split}\n    path: data/{split}-*.parquet" for split in summary["splits"]]
-        + ["license: other", "license_name: mer-eula", "task_categories:", "- video-classification", "---"]
-    )
+    with_rows = [split for split, n in summary["splits"].items() if n]
+    header = config_header({"default": [(split, f"data/{split}-*.parquet") for split in with_rows]})
     rows = "\n".join(f"| {split} | {n} |" for split, n in summary["splits"].items())
     roles = lineup_table(lineup)
     status = "\n".join(_cells(k, v) for k, v in sorted(summary["clip_status"].items()))
-    errors = (
-        "\n".join(_cells(k, v) for k, v in sorted(summary["rows_with_errors_by_stage"].items())) or "| (none) | 0 |"
-    )
+    by_rows, by_errors = summary["rows_with_errors_by_stage"], summary.get("errors_by_stage", {})
+    errors = "\n".join(_cells(k, v, by_errors.get(k, v)) for k, v in sorted(by_rows.items())) or "| (none) | 0 | 0 |"
+    n_rows = summary.get("rows_with_errors", max(by_rows.values(), default=0))
+    n_errors = sum(by_errors.values()) if by_errors else sum(by_rows.values())
     top = top_labels_text(summary["top_labels"])
     gates = (
         "\n".join(
@@ -348,14 +555,22 @@ def dataset_card(
         "; ".join(f"{markdown_text(m)}: {markdown_text(', '.join(v))}" for m, v in versions.items()) or "none"
     )
     failures = "\n".join(_cells(k, n) for k, n in summary.get("gate_failures", {}).items()) or "| (none) | 0 |"
-    corpus, config_fingerprint = markdown_text(corpus_name(corpus)), markdown_text(config_fingerprint)
+    corpus_text, config_fingerprint = _corpus_text(corpus, summary["clip_status"]), markdown_text(config_fingerprint)
+    pictures = plots_markdown(plots or []) or "(no plots were drawn)"
+    loading = load_section(f"path/to/{load_as}", {"default": with_rows}, local=True)
     return f"""{header}
 
 # Coarse emotion descriptions (EMER-Coarse style)
 
-Built {now} from the corpus {corpus} by the build-coarse pipeline (config fingerprint {config_fingerprint}).
-Each row carries audio and visual emotion clues, an emotion-reasoning description in English and
-Chinese, open-vocabulary emotion labels and per-stage provenance (prompt version, model, sampling, server).
+Built {now} from the corpus {corpus_text} by the build-coarse pipeline (config fingerprint
+{config_fingerprint}). Each row carries audio and visual emotion clues, an emotion-reasoning description in
+English and Chinese, open-vocabulary emotion labels and per-stage provenance (prompt version, model,
+sampling, server).
+
+{loading}
+## At a glance
+
+{pictures}
 
 ## Splits
 
@@ -367,10 +582,24 @@ Chinese, open-vocabulary emotion labels and per-stage provenance (prompt version
 complete rows a gate held back, waiting for human review; `rejected` holds rows a reviewer turned down;
 `failed` holds every other clip, with the reasons in `errors`.
 
+## Tiers
+
+| tier | rows | rule |
+|---|---|---|
+{tiers_table(summary.get("tiers"))}
+
+`emer-coarse push --tier plus` publishes the plus tier as its own config; `[tiers.plus]` in the
+configuration sets its thresholds (a change re-chooses it from the stored scores, with no model call).
+
+## Review
+
+{review_text(summary.get("review"))}
+
 ## Quality gates
 
 Every complete row carries one verdict per gate (`gates`: gate, passed, score, threshold, reason) and
 the labels of each independent annotator (`label_views`). Length bounds: {summary.get("length_bounds", "n/a")}.
+Voices are judged relative to the corpus's acoustic norms: {_norms_line(summary.get("corpus_norms"))}.
 
 | gate | judged | passed | pass rate |
 |---|---|---|---|
@@ -381,6 +610,14 @@ Most common reasons a gate held a row back:
 | gate: reason | rows |
 |---|---|
 {failures}
+
+## Columns
+
+{columns_table()}
+
+## Example
+
+{example_table(example)}
 
 ## Model line-up
 
@@ -402,16 +639,46 @@ In the run that wrote this export (a stage's seconds overlap across clips; hits 
 |---|---|
 {status}
 
-## Rows with errors, by stage
+## Errors, by stage
 
-| stage | rows |
-|---|---|
+{n_rows} row{"s" * (n_rows != 1)} carry an error or a skip note ({n_errors} in all; one row can carry several, at
+different stages). Per stage:
+
+| stage | rows | errors |
+|---|---|---|
 {errors}
 
 Most frequent labels: {top}
 
-{LICENCE}
-```json
-{summary_json(summary)}
-```
-"""
+{CITATION}
+{LICENCE}"""
+
+
+def write_card(
+    export_dir: Path,
+    summary: dict,
+    lineup: dict,
+    corpus: str,
+    config_fingerprint: str,
+    stages: dict[str, dict],
+    parts: dict[str, list[Path]],
+    load_as: str,
+) -> Path:
+    """Draw the card's plots into `export_dir/plots/` and write the card beside them (`README.md`)."""
+    held_back = {s: n for s, n in summary["splits"].items() if s != "train" and n}
+    plots = write_plots(
+        export_dir,
+        top_labels=summary["top_labels"],
+        tiers=tier_counts(summary.get("tiers") or {"coarse": {"rows": summary["splits"].get("train", 0)}}),
+        held_back=held_back,
+        durations=durations_of(p for files in parts.values() for p in files),
+        scope="every row of the build",
+        gates=summary.get("gates", {}),
+        failures=summary.get("gate_failures", {}),
+    )
+    card = dataset_card(
+        summary, lineup, corpus, config_fingerprint, stages, plots=plots, example=example_row(parts), load_as=load_as
+    )
+    path = export_dir / "README.md"
+    path.write_text(card, encoding="utf-8")
+    return path

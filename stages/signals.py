@@ -26,7 +26,9 @@ class MeasureSignalsStage(Stage[MeasureInputs]):
     inputs = MeasureInputs
     reply = ClipSignals
     writes = ("signals",)
-    media = ("frames", "audio")
+    # The prepared audio; the picture is decoded from the clip itself, densely (annotators/signals/faces.py), so
+    # the roles' frame sampling does not enter the measurement's key (the clip's content hash does).
+    media = ("audio",)
 
     def write(self, row: CoarseRow, value: dict) -> None:
         row.signals = ClipSignals.model_validate(value)

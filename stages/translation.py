@@ -11,6 +11,9 @@ from stages.contract import Question, Stage, StageInputs
 
 class DescriptionInputs(StageInputs):
     description_en: str
+    # The corpus's own Chinese subtitle: the Chinese description quotes it as said, rather than the
+    # English subtitle translated back.
+    subtitle_chinese: str | None = None
 
 
 class ChineseSubtitleInputs(StageInputs):
@@ -18,7 +21,7 @@ class ChineseSubtitleInputs(StageInputs):
 
 
 class TranslationStage(Stage[DescriptionInputs]):
-    """The English description into Simplified Chinese."""
+    """The English description into Simplified Chinese, quoting the corpus's Chinese subtitle where it has one."""
 
     name = "translation"
     inputs = DescriptionInputs
@@ -27,6 +30,11 @@ class TranslationStage(Stage[DescriptionInputs]):
     prompt = "translation"
 
     def questions(self, inputs: DescriptionInputs) -> list[Question]:
+        subtitle = (inputs.subtitle_chinese or "").strip()
+        if subtitle:
+            return [
+                Question("en_to_zh", "en_to_zh_with_subtitle", {"text": inputs.description_en, "subtitle": subtitle})
+            ]
         return [Question("en_to_zh", "en_to_zh", {"text": inputs.description_en})]
 
     def write(self, row: CoarseRow, value: dict) -> None:

@@ -41,6 +41,7 @@ SERVICE_FIXTURES = {
     "label_studio": {"label_studio"},
     "prefect_server": {"prefect_server", "prefect_server_on_postgres"},
     "cli_build": {"rebuild"},
+    "llamafactory": {"llamafactory_python"},
 }
 
 

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from annotators.client import Answer
 from annotators.prompts import Prompt, load_prompt
+from annotators.signals.acoustics import corpus_norms
 from engine.pipeline import BoundStage, ClipPipeline
 from runtime.checkpoint import Checkpoint
 from runtime.stats import collect
@@ -21,6 +22,7 @@ from schemas.manifest import ClipRecord
 from schemas.media import PreparedMedia
 from schemas.replies import ClueReply
 from schemas.row import ClueSet, CoarseRow, ModelCall
+from schemas.signals import AudioSignals, CorpusNorms
 from stages.contract import ClipContext
 
 
@@ -207,3 +209,29 @@ class RoleServer:
 
     def close(self) -> None:
         self.server.close()
+
+
+# --- voices for the tests of what reads the voice against the corpus ---------------------------------
+
+
+def voice(loudness: float, pitch_range: float, rate: float, pitch: float) -> AudioSignals:
+    """Measured speech with the given prosody (3.5 s of speech in a 4 s track)."""
+    return AudioSignals(
+        seconds=4,
+        speech_seconds=3.5,
+        speech_ratio=0.875,
+        loudness_db=loudness,
+        pitch_hz=pitch,
+        pitch_range_semitones=pitch_range,
+        speaking_rate=rate,
+        pauses=1,
+    )
+
+
+def conversational_corpus() -> CorpusNorms:
+    """Norms of a corpus of twelve conversational voices."""
+    return corpus_norms([voice(58 + i % 5, 5 + i % 4, 3.8 + 0.2 * (i % 5), 140 + 6 * i) for i in range(12)])
+
+
+RAISED_VOICE = voice(74, 15, 6.5, 280)  # well above that corpus
+SUBDUED_VOICE = voice(46, 1.5, 2.4, 110)  # well below it

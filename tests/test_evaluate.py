@@ -136,19 +136,19 @@ def test_cli_on_a_predictions_csv_with_the_npz_release_and_the_lexicon(wheel_dir
     assert report.wheel.level1_f1 == pytest.approx(WHEEL_L1_F1) and report.wheel.level2_f1 == pytest.approx(
         WHEEL_L2_F1
     )
-    # No --groups and no model: the engine's lexicon (data/lexicon/emotion_groups.toml 1.0.0) groups synonyms.
-    # It has happiness, delighted -> happy; heartbroken, sorrowful -> sad; mad -> angry; bored -> tired, and
-    # none of happier, satisfied, sadly, livid, wrath:
-    # c1 Y={happy} Ŷ={happier, satisfied} -> 0, 0;   c2 Y={sadly, sad} Ŷ={sad} -> 1, 1/2
-    # c3 Y={angry} Ŷ={livid, wrath, tired} -> 0, 0;  c4 Y={tired} Ŷ={happy} -> 0, 0;  c5, c6 -> 0, 0;  c8 skipped
-    # Accuracy_s = 1/6, Recall_s = 0.5/6, Avg = 1.5/12 = 0.125
+    # No --groups and no model: the engine's lexicon (data/lexicon/emotion_groups.toml 2.0.0, its forms included)
+    # groups synonyms. It has happiness, delighted, satisfied -> happy; heartbroken, sorrowful -> sad; mad, livid,
+    # wrath -> angry; bored -> tired, and neither happier nor sadly:
+    # c1 Y={happy} Ŷ={happier, happy} -> 1/2, 1;   c2 Y={sadly, sad} Ŷ={sad} -> 1, 1/2
+    # c3 Y={angry} Ŷ={angry, tired} -> 1/2, 1;     c4 Y={tired} Ŷ={happy} -> 0, 0;  c5, c6 -> 0, 0;  c8 skipped
+    # Accuracy_s = 2/6, Recall_s = 2.5/6, Avg = 4.5/12 = 0.375
     assert (report.emer.accuracy_s, report.emer.recall_s, report.emer.avg) == (
-        pytest.approx(1 / 6),
-        pytest.approx(0.5 / 6),
-        pytest.approx(0.125),
+        pytest.approx(2 / 6),
+        pytest.approx(2.5 / 6),
+        pytest.approx(0.375),
     )
     assert report.groups.startswith("the engine's lexicon") and {c.groups_source for c in report.clips} == {"lexicon"}
-    assert json.loads(result.output[result.output.index("{") :])["emer"]["avg"] == pytest.approx(0.125)
+    assert json.loads(result.output[result.output.index("{") :])["emer"]["avg"] == pytest.approx(0.375)
 
 
 def test_cli_reports_a_malformed_file_without_a_traceback(tmp_path):
@@ -228,3 +228,58 @@ def test_llm_groups_per_clip_are_cached(servers, tmp_path):
     again = load_report(out)
     assert again.emer == report.emer
     assert {c.name for c in again.clips if c.groups_source == "cache"} == asked
+
+
+def test_the_emer_metric_in_both_languages_on_labels_read_from_each_description(tmp_path):
+    """AffectGPT reports the EMER metric on labels from the English and from the Chinese description. The labels
+    are read with the engine's lexicon (English base words for both), then scored against the same gold."""
+    import pyarrow.parquet as pq
+
+    descriptions = {  # name -> (English, Chinese, what the lexicon reads in each)
+        "d1": (
+            "In the video, he smiles. Therefore, he feels happy and relieved.",
+            "视频中，他在微笑。因此，他感到开心和宽慰。",
+        ),
+        "d2": (
+            "In the audio, her voice trembles. Overall, she is sad.",
+            "音频中，她的声音颤抖。总的来说，她很难过，也很焦虑。",
+        ),
+        "d3": ("He shouts. Therefore, he is angry.", "他在大喊。因此，他很生气。"),
+        "d4": ("She looks calm.", None),  # no Chinese description: an empty prediction there
+    }
+    out = tmp_path / "build"
+    (out / "data").mkdir(parents=True)
+    rows = [
+        CoarseRow(name=n, clip_status="ok", labels=["happy"], description_en=en, description_zh=zh, complete=True)
+        for n, (en, zh) in descriptions.items()
+    ]
+    pq.write_table(to_table(rows, CoarseRow), out / "data" / "train-00000-of-00001.parquet")
+    gold = tmp_path / "gold.csv"
+    gold.write_text("name,openset\nd1,['happy']\nd2,\"['sad', 'worried']\"\nd3,['angry']\nd4,['calm']\n")
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps([["happy", "joyful"], ["sad", "sorrowful"]]))  # anxious and worried stay apart
+
+    summary = evaluate(predictions=str(out), gold=str(gold), out_dir=str(tmp_path / "report"), groups=str(groups))
+    report = load_report(tmp_path / "report")
+    clips = {c.name: c for c in report.clips}
+    assert {n: (c.by_language["en"].pred, c.by_language["zh"].pred) for n, c in clips.items()} == {
+        "d1": (["happy", "relieved"], ["happy", "relieved"]),
+        "d2": (["sad"], ["sad", "anxious"]),
+        "d3": (["angry"], ["angry"]),
+        "d4": (["calm"], []),
+    }
+    # English: d1 (1/2, 1), d2 (1, 1/2), d3 (1, 1), d4 (1, 1) -> Accuracy_s 3.5/4, Recall_s 3.5/4.
+    # Chinese: d1 (1/2, 1), d2 (1/2, 1/2), d3 (1, 1), d4 undescribed (0, 0) -> Accuracy_s 2/4, Recall_s 2.5/4.
+    en, zh = (summary["languages"][lang] for lang in ("en", "zh"))
+    assert (en["accuracy_s"], en["recall_s"], en["avg"]) == (0.875, 0.875, 0.875)
+    assert (zh["accuracy_s"], zh["recall_s"], zh["avg"]) == (0.5, 0.625, 0.5625)
+    assert [(s.language, s.described) for s in report.languages] == [("en", 4), ("zh", 3)]
+    assert not clips["d4"].by_language["zh"].described
+    # The labels stage's score is the main one, unchanged; the wheel metric is not asked for here.
+    assert summary["emer"]["accuracy_s"] == 0.25  # labels ["happy"] everywhere: only d1 hits
+
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| Method | Avg | Accuracy_s | Recall_s | Avg (en description) | Avg (zh description) |" in markdown
+    assert "| build | 25.00 | 25.00 | 25.00 | 87.50 | 56.25 |" in markdown
+    assert "| Chinese | the engine's lexicon" in markdown and "| 56.25 | 50.00 | 62.50 | 3 |" in markdown
+    assert "| d4 | calm | happy | 0.00 | 0.00 | calm (100.00 / 100.00) | ∅ (no description) | file |" in markdown

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gates import av_match, grounding, length, validity
+from gates import av_match, cross_validation, grounding, length, validity
 from gates.base import LengthBounds
-from schemas.config import AVMatchGate, LengthGate, ValidityGate
+from schemas.config import AVMatchGate, CrossValidationGate, LengthGate, ValidityGate
 from schemas.replies import ClueReply
-from schemas.row import ClueSet, CoarseRow
-from schemas.signals import AudioSignals, ClipSignals, VisualSignals
+from schemas.row import ClueSet, CoarseRow, ModelCall, StageError
+from schemas.signals import ActiveSpeaker, AudioSignals, ClipSignals, VisualSignals
 
 EN = (
     "In the video, she smiles; in the audio, her voice is bright; in the text, she says she passed. "
@@ -100,19 +100,43 @@ def test_length_rejects_both_tails_with_the_numbers():
     assert length.check(row(description_en="word " * 25), bounds).passed
 
 
+def speaking(verdict: str, score: float | None, speech=0.8, face=1.0) -> ClipSignals:
+    """Signals with the active-speaker check's finding (annotators/signals/active_speaker.py)."""
+    sig = signals(speech=speech, face=face)
+    sig.active_speaker = ActiveSpeaker(verdict=verdict, score=score, frames_compared=40, evidence="measured")
+    return sig
+
+
 @pytest.mark.parametrize(
     "sig, passed, reason",
     [
+        # Rows measured before the active-speaker check: the shares of speech and face decide.
         (signals(speech=0.8, face=1.0), True, "a talking face"),
         (signals(speech=0.8, face=0.0), False, "someone talks but no face is visible"),
         (signals(speech=0.0, face=1.0), False, "a face is visible but there is no speech"),
         (signals(speech=0.05, face=0.1), False, "neither speech nor a face"),
         (None, False, "no measurements"),
+        # The visible face speaks when the voice speaks.
+        (speaking("speaks", 0.62), True, "the visible face speaks: active-speaker score 0.62"),
+        (speaking("still_face", 0.05), False, "a voice over a still face"),
+        (speaking("out_of_sync", -0.4), False, "does not speak with the voice, active-speaker score -0.40 < 0.2"),
+        (speaking("no_face", None, face=0.1), False, "someone talks but no face is visible"),
+        # A face too small to read its lips: judged by the shares, as before the check.
+        (speaking("uncertain", None), True, "a talking face"),
+        # A silent clip with a face is still "a face but no speech", whatever the mouth does.
+        (speaking("no_speech", None, speech=0.0), False, "a face is visible but there is no speech"),
     ],
 )
 def test_av_match(sig, passed, reason):
     v = av_match.check(row(signals=sig), AVMatchGate())
     assert v.passed is passed and reason in v.reason
+
+
+def test_av_match_judges_the_active_speaker_score_against_the_configured_threshold():
+    weak = row(signals=speaking("speaks", 0.25))
+    assert av_match.check(weak, AVMatchGate()).passed
+    strict = av_match.check(weak, AVMatchGate(min_speaker_score=0.3))
+    assert not strict.passed and strict.score == 0.25 and strict.threshold == 0.3
 
 
 def clues(audio: str | None = None, visual: str | None = None) -> dict:
@@ -145,3 +169,95 @@ def test_grounding_accepts_what_is_measured_and_what_is_denied():
             **clues(audio="She is not shouting.", visual="No smile, no face is visible."),
         )
     ).passed
+
+
+# --- cross-validation: independent views only -------------------------------------------------------
+
+
+def made_by(**models: str) -> list[ModelCall]:
+    """Provenance naming the model that answered each stage ("signals" is the signals backend)."""
+    return [
+        ModelCall(
+            stage=stage, prompt_id=stage, prompt_version="1", model=m, server="local", sampling="{}", config_hash="h"
+        )
+        for stage, m in models.items()
+    ]
+
+
+def clue_states(audio: list[str] | None = None, visual: list[str] | None = None) -> dict:
+    make = lambda states: ClueSet(without_subtitle=ClueReply(clues="...", emotional_states=states))
+    return {"audio_clue": make(audio or []), "visual_clue": make(visual or [])}
+
+
+MODELS = made_by(audio_clue="qwen2-audio", visual_clue="qwen2-vl", labels="qwen2.5")
+SIGNALS_LINEUP = made_by(audio_clue="signals", visual_clue="signals", labels="signals")
+
+
+def cross_validated(r: CoarseRow):
+    r.label_views = cross_validation.label_views(r)
+    return cross_validation.check(r, CrossValidationGate())
+
+
+def smiling_face(**kw) -> VisualSignals:
+    return VisualSignals(frames=8, face_ratio=1.0, smile_ratio=0.8, motion=0.02, brightness=0.4, **kw)
+
+
+def test_cross_validation_passes_labels_that_agree_with_an_independent_clue():
+    v = cross_validated(row(labels=["happy"], provenance=MODELS, **clue_states(["excited"], ["happy"])))
+    assert v.passed and v.score == 1.0 and "over audio_clue, visual_clue" in v.reason
+
+
+def test_cross_validation_fails_labels_that_agree_with_no_clue_and_clues_of_opposite_sentiment():
+    none = cross_validated(row(labels=["happy"], provenance=MODELS, **clue_states(["angry"], ["annoyed"])))
+    assert not none.passed and none.score == 0.0 and "agree with no clue" in none.reason
+    opposite = cross_validated(row(labels=["angry", "happy"], provenance=MODELS, **clue_states(["angry"], ["happy"])))
+    assert not opposite.passed
+    assert (
+        "contradictory clues: the audio clue is negative (angry), the visual clue positive (happy)" in opposite.reason
+    )
+
+
+def test_a_clue_the_signals_backend_templated_is_not_counted_beside_the_measurement_it_templates():
+    # The signals backend wrote the visual clue from the measured smile; the face view reads the same smile.
+    r = row(
+        labels=["angry"],
+        signals=ClipSignals(visual=smiling_face()),
+        provenance=made_by(audio_clue="qwen2-audio", visual_clue="signals", labels="qwen2.5"),
+        **clue_states(["angry"], ["happy"]),
+    )
+    v = cross_validated(r)
+    views = {view.source: view for view in r.label_views}
+    assert not views["visual_clue"].independent and "template of the face measurements" in views["visual_clue"].basis
+    assert views["face"].independent and views["face"].labels == ["happy"]
+    # One smile, one contradiction with the model's angry voice: named once, as the face.
+    assert v.reason.count("contradictory clues") == 1 and "the face's expression positive (happy)" in v.reason
+    assert "the visual clue" not in v.reason
+
+
+def test_on_the_signals_line_up_the_gate_fails_on_real_disagreement():
+    # The face smiles strongly (the expression classifier's view); the labels, read from the words, say sad.
+    face = smiling_face(expressions={"happy": 0.8, "neutral": 0.1, "sad": 0.1})
+    r = row(labels=["sad"], signals=ClipSignals(visual=face), provenance=SIGNALS_LINEUP, **clue_states([], ["happy"]))
+    v = cross_validated(r)
+    assert not v.passed and "agree with no clue" in v.reason and "face says happy" in v.reason
+    lexical = next(view for view in r.label_views if view.source == "description_lexicon")
+    assert not lexical.independent  # the labels stage was this very lexicon
+    agreeing = row(labels=["happy"], signals=ClipSignals(visual=face), provenance=SIGNALS_LINEUP)
+    assert cross_validated(agreeing).passed
+
+
+def test_the_skipped_audio_clue_of_a_silent_clip_is_not_counted_as_a_view():
+    # A silent clip: the pipeline asks no audio clue and records why; the signals backend wrote the others.
+    skipped = StageError(stage="audio_clue", message="skipped: silent audio (peak -91.0 dB < -60.0 dB)")
+    r = row(
+        provenance=made_by(visual_clue="signals", labels="signals"),
+        visual_clue=clue_states(visual=["happy"])["visual_clue"],
+        errors=[skipped],
+    )
+    views = {view.source: view for view in cross_validation.label_views(r)}
+    assert views["audio_clue"].labels == [] and not views["audio_clue"].independent
+    assert views["audio_clue"].basis == "no clue (skipped: silent audio (peak -91.0 dB < -60.0 dB))"
+    assert [views[s].independent for s in ("audio_clue", "visual_clue", "description_lexicon")] == [False] * 3
+    # An audio clue a model did write stays a view of its own.
+    heard = row(provenance=MODELS, **clue_states(["excited"], ["happy"]))
+    assert next(v for v in cross_validation.label_views(heard) if v.source == "audio_clue").independent

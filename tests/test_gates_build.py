@@ -263,10 +263,12 @@ def test_good_clips_reach_the_corpus_with_every_gate_passed(built):
             "av_match",
             "cross_validation",
             "grounding",
+            "high_level",
         ]
         assert all(g["passed"] and g["reason"] for g in row["gates"])
         sources = {v["source"] for v in row["label_views"]}
-        assert {"audio_clue", "visual_clue", "description", "description_lexicon", "signals"} <= sources
+        # The measured views (face, voice) and the subtitle's sentiment beside the clues and the description.
+        assert {"audio_clue", "visual_clue", "description", "face", "voice", "subtitle_sentiment"} <= sources
         assert row["signals"]["audio"]["speech_ratio"] > 0.5 and row["signals"]["visual"]["face_ratio"] >= 0.5
 
 

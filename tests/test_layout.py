@@ -20,6 +20,7 @@ PACKAGES = (
     "gates",
     "metrics",
     "review",
+    "exports",
     "data",
 )
 

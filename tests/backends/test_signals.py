@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from annotators.signals.acoustics import corpus_norms
 from annotators.signals.vocabulary import lexicon
 from backends.signals import ANSWERS, SignalsBackend
-from schemas.signals import AudioSignals, ClipSignals, VisualSignals
+from schemas.signals import ActionUnit, AudioSignals, ClipSignals, VisualSignals
 from stages.contract import checkpoint_key
 from stages.registry import METHOD_STAGES
 from tests.fakes import OneStage, clip_context, row_for
@@ -27,7 +28,15 @@ SIGNALS = ClipSignals(
         speaking_rate=6.0,
         pauses=0,
     ),
-    visual=VisualSignals(frames=4, face_ratio=1.0, smile_ratio=1.0, motion=0.02, brightness=0.5),
+    visual=VisualSignals(
+        frames=4,
+        face_ratio=1.0,
+        smile_ratio=1.0,
+        motion=0.02,
+        brightness=0.5,
+        action_units=[ActionUnit(au="AU12", name="lip corner puller (smile)", active_ratio=1.0, peak=0.9)],
+        expressions={"happy": 0.9, "neutral": 0.1},
+    ),
 )
 
 
@@ -61,6 +70,22 @@ def test_the_description_reads_subtitle_and_clues_and_its_labels_are_lexicon_wor
     assert "I am so happy today!" in row.description_en
     assert row.labels and all(label in lexicon().head_of for label in row.labels)
     assert row.description_zh and row.description_zh != row.description_en
+    # The description reads the measures themselves: the smile, the expression classes, the voice.
+    assert "the lip corners pull up into a smile (AU12)" in row.description_en
+    assert "The expression classifier reads the face as happy." in row.description_en
+    assert "In the audio, the voice is more aroused than usual" in row.description_en
+
+
+def test_the_voice_is_read_against_the_corpus_the_clip_is_in(clip, tmp_path):
+    row = row_for(subtitle_english="I am so happy today!")
+    # Twelve clips as loud and lively as this one: against them the voice is an ordinary one.
+    clip.norms = corpus_norms([SIGNALS.audio] * 12)
+    for stage in ("audio_clue", "disambiguation"):
+        outcome, _ = run(stage, row, clip, tmp_path)
+        assert outcome.ok, (stage, outcome.error)
+    assert "the voice is neither raised nor subdued" in row.audio_clue.without_subtitle.clues
+    assert "In the audio, the voice is neither raised nor subdued." in row.description_en
+    assert ANSWERS["disambiguation"].reads == ("audio", "visual", "corpus")
 
 
 def test_a_free_chinese_subtitle_is_a_permanent_error_not_a_guess(clip, tmp_path):

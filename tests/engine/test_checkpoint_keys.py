@@ -17,6 +17,7 @@ from engine.assembly import Engine
 from runtime.checkpoint import Checkpoint
 from schemas.config import Endpoint, EngineConfig, GatesConfig, MediaConfig, MediaTransport, RoleConfig, Sampling
 from schemas.manifest import Subtitles
+from schemas.signals import CorpusNorms, FeatureNorm
 from stages.ingest import probe_clip
 from tests.fakes import RoleServer
 
@@ -68,12 +69,12 @@ def signals_lineup(**media) -> EngineConfig:
     return EngineConfig(roles=roles, media=MediaConfig(max_frames=2, frame_max_side=64).model_copy(update=media))
 
 
-def build(config: EngineConfig, state, records):
+def build(config: EngineConfig, state, records, norms: CorpusNorms | None = None):
     """Rows, and the stages that answered anew (not from the checkpoint), per clip count."""
     checkpoint = Checkpoint(state / "checkpoint.sqlite")
     try:
         with Engine(config, state, checkpoint) as engine:
-            rows, stats = engine.annotate(records)
+            rows, stats = engine.annotate(records, norms)
     finally:
         checkpoint.close()
     ran = {stage: s.runs for stage, s in stats.stages.items() if s.runs and stage != "media_prep"}
@@ -100,8 +101,9 @@ def test_an_unchanged_run_answers_nothing_anew(models, clips, tmp_path):
             lambda url: {"translation": {"sampling": Sampling(max_tokens=300)}},
             {"translation": 2, "subtitle_translation": 1},
         ),
-        # Media settings: only the stages that look at that medium, and the measurements.
-        (lambda url: {"media": {"max_frames": 3}}, {"signals": 2, "visual_clue": 2}),
+        # Media settings: only the stages that look at that medium (the measurements read the prepared audio; the
+        # picture they decode from the clip itself).
+        (lambda url: {"media": {"max_frames": 3}}, {"visual_clue": 2}),
         (lambda url: {"media": {"audio_sample_rate": 8000}}, {"signals": 2, "audio_clue": 2}),
         # Gates judge rows at export: no stage's answer depends on them.
         (lambda url: {"gates": GatesConfig.model_validate({"length": {"min_words": 3}})}, {}),
@@ -168,16 +170,55 @@ def test_a_changed_subtitle_re_runs_the_stages_that_read_it(models, clips, tmp_p
 
 
 def test_measurement_backed_answers_follow_the_measurements_they_read(clips, tmp_path):
-    """The signals line-up answers from measurements: more frames re-measure every clip and re-answer
-    what reads the visual measurements where they changed (the stale-answer defect: the visual clue
-    was served from the checkpoint), never what reads only the audio ones."""
+    """The signals line-up answers from measurements. The picture is measured from the clip itself, so the roles'
+    frame sampling re-measures nothing; a different audio preparation re-measures every clip and re-answers what
+    reads the measurements where they changed (the stale-answer defect: an answer served from the checkpoint
+    after its measurement moved)."""
     records = [clips["talking"], clips["silent"]]
     before, _ = build(signals_lineup(), tmp_path, records)
-    after, ran = build(signals_lineup(max_frames=3), tmp_path, records)
-    visual_changed = sum(a.signals.visual != b.signals.visual for a, b in zip(after, before))
-    assert ran["signals"] == 2 and visual_changed >= 1
-    assert ran.get("visual_clue", 0) == visual_changed and ran.get("disambiguation", 0) == visual_changed
-    assert "audio_clue" not in ran  # the audio measurements did not change
+    _, ran = build(signals_lineup(max_frames=3), tmp_path, records)
+    assert ran == {}
+    after, ran = build(signals_lineup(audio_sample_rate=8000), tmp_path, records)
+    audio_changed = sum(a.signals.audio != b.signals.audio for a, b in zip(after, before))
+    visual_changed = sum(
+        (a.signals.visual, a.signals.active_speaker) != (b.signals.visual, b.signals.active_speaker)
+        for a, b in zip(after, before)
+    )
+    assert ran["signals"] == 2 and audio_changed >= 1
+    assert ran.get("audio_clue", 0) == audio_changed and ran.get("visual_clue", 0) == visual_changed
     # What reads only the description re-runs exactly where the description changed.
     description_changed = sum(a.description_en != b.description_en for a, b in zip(after, before))
     assert ran.get("translation", 0) == ran.get("labels", 0) == description_changed
+
+
+def corpus_around(loudness_db: float, offset_db: float) -> CorpusNorms:
+    """Norms of a corpus whose typical voice is `offset_db` from `loudness_db` (what a grown corpus does to them)."""
+    typical = FeatureNorm(median=loudness_db + offset_db, iqr=4.0, clips=40)
+    return CorpusNorms(clips=40, features={"loudness_db": typical}, source="40 clips with speech of this corpus")
+
+
+def test_a_changed_corpus_re_runs_exactly_the_answers_that_read_its_norms(clips, tmp_path):
+    """The signals line-up's audio clue and description read the voice against the corpus's norms (they declare
+    "corpus"): new norms re-answer them on every clip they run for, and what reads the description where it
+    changed; never the measurements or the visual clue."""
+    records = [clips["talking"], clips["silent"]]  # the silent clip has no audio clue to re-answer
+    first, _ = build(signals_lineup(), tmp_path, records)
+    loudness = first[0].signals.audio.loudness_db
+    quieter_corpus = corpus_around(loudness, -10.0)
+    before, _ = build(signals_lineup(), tmp_path, records, quieter_corpus)
+    _, ran = build(signals_lineup(), tmp_path, records, quieter_corpus.model_copy(deep=True))
+    assert ran == {}  # the same norms (another copy of them): nothing anew
+    after, ran = build(signals_lineup(), tmp_path, records, corpus_around(loudness, +10.0))
+    # Both clips are described; only the talking one has an audio clue.
+    assert ran["audio_clue"] == 1 and ran["disambiguation"] == 2 and not {"signals", "visual_clue"} & set(ran)
+    assert before[0].audio_clue != after[0].audio_clue  # louder than that corpus, then softer than this one
+    description_changed = sum(a.description_en != b.description_en for a, b in zip(after, before))
+    assert ran.get("translation", 0) == ran.get("labels", 0) == description_changed
+
+
+def test_a_changed_corpus_costs_no_model_call_on_a_model_line_up(models, clips, tmp_path):
+    records = [clips["talking"], clips["chinese"]]
+    build(lineup(models.server.url), tmp_path, records, corpus_around(60.0, -10.0))
+    models.asked()
+    _, ran = build(lineup(models.server.url), tmp_path, records, corpus_around(60.0, +10.0))
+    assert ran == {} and models.asked() == []

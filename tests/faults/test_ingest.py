@@ -188,7 +188,7 @@ def test_a_short_clip_that_is_mostly_speech_is_not_described_as_silent(corpus, t
     assert audio.seconds < 0.25 and audio.speech_ratio > 0.8  # the voice-activity detector hears speech
     assert speaks(audio)
     assert acoustic_clue(audio).clues.startswith(f"Speech fills {audio.speech_ratio:.0%} of the track")
-    _, description = describe("Ah", None, None, ClipSignals(audio=audio))
+    _, description = describe("Ah", ClipSignals(audio=audio))
     assert "no speech is heard" not in description and "brief speech" in description
 
 

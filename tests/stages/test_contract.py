@@ -82,6 +82,18 @@ CASES = {
         "视频中，她在微笑。",
         ("In the video, she smiles.",),
     ),
+    "translation_quoting_the_chinese_subtitle": Case(
+        TranslationStage(),
+        row_for(
+            subtitle_english="Why me?",
+            subtitle_chinese="为什么是我？",
+            description_en='In the text, the subtitle says "Why me?", a complaint.',
+        ),
+        {"translation": "在文本中，字幕说“为什么是我？”，这是一句抱怨。"},
+        lambda r: r.description_zh,
+        "在文本中，字幕说“为什么是我？”，这是一句抱怨。",
+        ('In the text, the subtitle says "Why me?", a complaint.', "为什么是我？"),
+    ),
     "labels": Case(
         LabelsStage(),
         row_for(description_en="She is happy and relaxed."),
@@ -177,3 +189,17 @@ def fills(template: str, text: str) -> bool:
             return False
         pos = found + len(piece)
     return True
+
+
+def test_the_translation_is_told_to_quote_the_corpus_chinese_subtitle_only_when_there_is_one():
+    """The Chinese description quotes the subtitle as the corpus has it, not the English one translated back."""
+    prompt, stage = load_prompt("translation"), TranslationStage()
+    with_zh = CASES["translation_quoting_the_chinese_subtitle"].row
+    [question] = stage.questions(stage.read(with_zh))
+    assert question.template == "en_to_zh_with_subtitle" and question.values["subtitle"] == "为什么是我？"
+    assert "verbatim" in prompt.templates[question.template]
+    [question] = stage.questions(stage.read(CASES["translation"].row))  # no Chinese subtitle: the plain ask
+    assert question.template == "en_to_zh" and "subtitle" not in question.values
+    # A different Chinese subtitle is a different answer: the subtitle is one of the stage's declared inputs.
+    other = with_zh.model_copy(update={"subtitle_chinese": "凭什么是我？"})
+    assert stage.read(other) != stage.read(with_zh)
