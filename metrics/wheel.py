@@ -21,9 +21,7 @@ skipped and an empty prediction scoring (0, 0); per wheel F = 2PR / (P + R) of t
 
 from __future__ import annotations
 
-import ast
 import csv
-import pickle
 import re
 import zipfile
 from collections import defaultdict
@@ -34,6 +32,7 @@ from pathlib import Path
 from metrics.emer import EmptyGold, normalise, set_scores
 from metrics.openset import parse_openset
 from schemas.metrics import WheelClipScore, WheelScore, WheelSummary
+from schemas.npz import read_npy
 
 LEVELS = ("level1", "level2")
 NPZ_NAME = "wheel_mapping.npz"
@@ -219,41 +218,11 @@ def read_wheel_folder(folder: str | Path) -> WheelResources:
 # --- the precomputed .npz -------------------------------------------------------------------------
 
 
-class _MappingUnpickler(pickle.Unpickler):
-    """The npz holds pickled dicts (the authors load it with allow_pickle=True). Unpickling can run
-    arbitrary code, so only what a pickled object array of dicts, lists and strings needs is allowed."""
-
-    ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "list"),
-        ("builtins", "dict"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(
-                f"refusing {module}.{name}: a wheel mapping holds only dicts, lists and strings"
-            )
-        return super().find_class(module, name)
-
-
 def _read_pickled_npy(blob) -> object:
-    import numpy as np
-
-    major, _ = np.lib.format.read_magic(blob)
-    length = int.from_bytes(blob.read(2 if major == 1 else 4), "little")
-    header = ast.literal_eval(blob.read(length).decode("utf-8" if major >= 3 else "latin1"))
-    if header.get("descr") != "|O":
-        raise ValueError(f"expected a pickled object array, found dtype {header.get('descr')}")
-    return _MappingUnpickler(blob, encoding="latin1").load().item()
+    array = read_npy(blob)  # schemas/npz.py: object arrays are unpickled through an allow-list
+    if array.dtype != object:
+        raise ValueError(f"expected a pickled object array, found dtype {array.dtype.str}")
+    return array.item()
 
 
 def _str_lists(value: object, what: str) -> dict[str, list[str]]:

@@ -77,6 +77,18 @@ class WheelClipScore(BaseModel):
     wheels: int = Field(description="Wheels whose mapping left the clip's gold non-empty")
 
 
+Language = Literal["en", "zh"]
+
+
+class LanguageClipScore(BaseModel):
+    """One clip's labels read from its description in one language, scored against the gold."""
+
+    pred: list[str] = Field(description="Labels read from the description (English base words)")
+    described: bool = Field(description="The prediction has a description in this language (else scored as empty)")
+    accuracy_s: float | None = None
+    recall_s: float | None = None
+
+
 class ClipScore(BaseModel):
     name: str
     gold: list[str]
@@ -93,6 +105,9 @@ class ClipScore(BaseModel):
         description="Where this clip's synonym groups came from: file, llm, cache, lexicon or none"
     )
     wheel: dict[Literal["level1", "level2"], WheelClipScore] = Field(default_factory=dict)
+    by_language: dict[Language, LanguageClipScore] = Field(
+        default_factory=dict, description="The EMER metric on labels read from the description in each language"
+    )
 
 
 class EmerSummary(BaseModel):
@@ -103,6 +118,17 @@ class EmerSummary(BaseModel):
     recall_s: float
     clips: int = Field(description="Clips scored")
     skipped: int = Field(description="Clips with an empty gold set (not scored)")
+
+
+class LanguageScore(BaseModel):
+    """The EMER metric on labels read from the English or the Chinese description, against the same gold labels
+    (AffectGPT's Table 2 reports both languages)."""
+
+    language: Language
+    labels_from: str = Field(description="How the labels were read from the descriptions, in words")
+    groups: str = Field(description="How synonyms were grouped for this score, in words")
+    emer: EmerSummary
+    described: int = Field(description="Gold clips whose prediction has a description in this language")
 
 
 class WheelScore(BaseModel):
@@ -142,5 +168,9 @@ class EvaluateReport(BaseModel):
     extra_predictions: int = Field(0, description="Predicted clips that are not in the gold file (ignored)")
     emer: EmerSummary
     wheel: WheelSummary | None = None
+    languages: list[LanguageScore] = Field(
+        default_factory=list,
+        description="The EMER metric on labels read from each language's description, when the predictions have them",
+    )
     clips: list[ClipScore]
     files: dict[str, str] = Field(default_factory=dict, description="The report's files: json, markdown, plot")

@@ -58,22 +58,28 @@ class StageExtra(BaseModel):
 
 
 class CoarseRow(BaseModel):
-    name: str
-    sha256: str | None = None
-    duration: float | None = None
-    clip_status: str
+    name: str = Field(description="The clip's name (its file name without extension), e.g. sample_00000001")
+    sha256: str | None = Field(None, description="SHA-256 of the clip file: which content was annotated")
+    duration: float | None = Field(None, description="Clip duration in seconds")
+    clip_status: str = Field(description="ok, silent (no audible audio), invalid or missing, from the manifest")
     clip_error: str | None = Field(None, description="Why the clip is not ok (the manifest's error)")
-    subtitle_chinese: str | None = None
-    subtitle_english: str | None = None
+    subtitle_chinese: str | None = Field(None, description="The corpus's Chinese subtitle")
+    subtitle_english: str | None = Field(None, description="The corpus's English subtitle")
     subtitle_english_translated: str | None = Field(
         None, description="A Chinese-only subtitle in English, as the models read it"
     )
-    audio_clue: ClueSet | None = None
-    visual_clue: ClueSet | None = None
-    subtitle_analysis: str | None = None
-    description_en: str | None = None
-    description_zh: str | None = None
-    labels: list[str] = Field(default_factory=list)
+    audio_clue: ClueSet | None = Field(
+        None, description="What the voice conveys (clues, emotional states), asked without and with the subtitle"
+    )
+    visual_clue: ClueSet | None = Field(
+        None, description="What the face and body convey (clues, emotional states), without and with the subtitle"
+    )
+    subtitle_analysis: str | None = Field(None, description="What the subtitle's words mean in the clues' light")
+    description_en: str | None = Field(
+        None, description="The emotion-reasoning description: clues -> reasoning -> emotional state, in English"
+    )
+    description_zh: str | None = Field(None, description="The description in Chinese")
+    labels: list[str] = Field(default_factory=list, description="Open-vocabulary emotion labels")
     complete: bool = Field(False, description="Every stage answered for this clip")
     signals: ClipSignals | None = Field(None, description="Prosody, voice activity and faces measured from the clip")
     label_views: list[LabelView] = Field(
@@ -86,8 +92,10 @@ class CoarseRow(BaseModel):
     accepted: bool = Field(
         False, description="In the corpus: complete and every gate passed, or accepted by a reviewer"
     )
-    errors: list[StageError] = Field(default_factory=list)
-    provenance: list[ModelCall] = Field(default_factory=list)
+    errors: list[StageError] = Field(default_factory=list, description="What went wrong or was skipped, per stage")
+    provenance: list[ModelCall] = Field(
+        default_factory=list, description="Per stage: prompt version, model, sampling, server and its version"
+    )
     extra: list[StageExtra] = Field(default_factory=list, description="Outputs of stages added beyond the method's")
 
     @property
