@@ -2,14 +2,19 @@
 
 `stage` copies exactly what will be uploaded into a folder of its own (by default `OUT/.push/`):
 
-- `data/train-NNNNN-of-NNNNN.parquet`: the `train` split, the rows in the corpus (complete, and every
-  quality gate passed or a reviewer accepted them: `accepted`); each shard is checked for it before it is staged;
-- `README.md`: derived from the published rows only. Its YAML `configs` list the `train` split; the
-  splits, gate and label sections are written from the `train` shards (held-back splits appear only as
-  row counts), with the metric results (`metrics` in `build.json`, when a build records them); the
-  build card's intro, line-up, stage costs and licence are kept, and everything it holds about other
-  rows (gate reasons, labels, status and error counts, the summary block) is left out. Text that a
-  user or a model made is escaped for Markdown/HTML, and the corpus is named by its folder only.
+- `data/train-NNNNN-of-NNNNN.parquet` (the `coarse` tier, `--tier coarse`, the default): the `train` split,
+  the rows in the corpus (complete, and every quality gate passed or a reviewer accepted them: `accepted`);
+  each shard is checked for it before it is staged;
+- `plus/train-NNNNN-of-NNNNN.parquet` (`--tier plus`): the train rows in the plus tier, chosen from their
+  stored gate scores with the thresholds the build recorded in build.json (stages/tiers.py);
+- `plots/*.png`: the published rows' label distribution, tier sizes and clip durations (stages/card_plots.py);
+- `README.md`: derived from the published rows only. Its YAML `configs` list one config per tier (`coarse`,
+  `plus`), each with its `train` split; how to load them, the plots, splits, gate, label and example
+  sections are written from the published shards (held-back splits appear only as row counts), with the
+  metric results (`metrics` in `build.json`, when a build records them); the build card's intro, tiers,
+  review counts, columns, line-up, stage costs, citation and licence are kept, and everything it holds
+  about other rows (gate reasons, labels, status and error counts) is left out. Text that a user or a
+  model made is escaped for Markdown/HTML, and the corpus is named by its folder only.
 
 Only a complete export is staged: `data/` must carry its seal (stages/export.py) and every shard must be
 the one sealed, its Parquet footer readable.
@@ -34,20 +39,36 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from schemas.config import TIERS
 from schemas.errors import UserError
-from stages.export import LICENCE, incomplete_export, markdown_text, top_labels_text
+from stages.card_plots import PLOTS, durations_of, plots_markdown, write_plots
+from stages.export import (
+    LICENCE,
+    config_header,
+    example_row,
+    example_table,
+    incomplete_export,
+    load_section,
+    markdown_text,
+    top_labels_text,
+)
+from stages.tiers import misses, recorded_tiers, tier_counts
 
 TOKEN_ENV = "HF_TOKEN"
 ENDPOINT_ENV = "HF_ENDPOINT"
 PUBLISHED_SPLIT = "train"  # the accepted rows; held-back, rejected and errored rows are never published
 LOCAL_SPLITS = ("review", "rejected", "failed")
 STAGING = ".push"
-# The build card's sections a published card keeps: they describe the build, not the rows held back.
-KEPT_SECTIONS = ("Model line-up", "What each stage cost", "Licence")
+PLUS_DIR = "plus"  # the plus tier's shards, its own config on the Hub
+TIER_FILES = {"coarse": f"data/{PUBLISHED_SPLIT}-*.parquet", "plus": f"{PLUS_DIR}/{PUBLISHED_SPLIT}-*.parquet"}
+# The build card's sections a published card keeps: they describe the build and the published rows' tiers
+# (counts, thresholds), not the rows held back.
+KEPT_SECTIONS = ("Tiers", "Review", "Columns", "Model line-up", "What each stage cost", "Citation", "Licence")
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +94,7 @@ class Staged:
     files: list[str]  # paths in the repo, as uploaded
     rows: int  # gated rows published
     held_back: dict[str, int] = field(default_factory=dict)  # split -> rows that stay local
+    tiers: dict[str, int] = field(default_factory=dict)  # tier published (its own config) -> rows
 
 
 def shards(data_dir: Path, split: str) -> list[Path]:
@@ -101,23 +123,34 @@ def _top_labels(paths: list[Path]) -> list[tuple[str, int]]:
     return counts.most_common(20)
 
 
-def published_card(
-    card: str, rows: int, held_back: dict[str, int], build: dict, top_labels: list[tuple[str, int]] | None = None
-) -> str:
-    """The card as published, derived from the published rows: only the gated split in `configs`; the
-    splits, gate, metrics and labels written here; of the build's card, the intro and KEPT_SECTIONS only."""
+def _split_card(card: str) -> tuple[dict, str]:
     match = re.match(r"---\n(.*?)\n---\n", card, flags=re.S)
     meta = yaml.safe_load(match.group(1)) if match else {}
-    body = card[match.end() :] if match else card
-    meta = meta if isinstance(meta, dict) else {}
-    meta["configs"] = [
-        {
-            "config_name": "default",
-            "data_files": [{"split": PUBLISHED_SPLIT, "path": f"data/{PUBLISHED_SPLIT}-*.parquet"}],
-        }
-    ]
-    meta.setdefault("license", "other")
-    meta.setdefault("license_name", "mer-eula")
+    return (meta if isinstance(meta, dict) else {}), (card[match.end() :] if match else card)
+
+
+def published_card(
+    card: str,
+    rows: int,
+    held_back: dict[str, int],
+    build: dict,
+    top_labels: list[tuple[str, int]] | None = None,
+    *,
+    tiers: dict[str, int] | None = None,
+    repo_id: str = "ORG/NAME",
+    plots: list[str] | None = None,
+    example: dict | None = None,
+) -> str:
+    """The card as published, derived from the published rows: one config per published tier (`tiers`:
+    tier -> rows; default: the coarse tier's `rows`), each with its `train` split; how to load them from
+    `repo_id`; the plots, splits, gate, metrics, labels and example written here from the published rows;
+    of the build's card, the intro and KEPT_SECTIONS only."""
+    tiers = tiers or {"coarse": rows}
+    meta, body = _split_card(card)
+    header = config_header({tier: [(PUBLISHED_SPLIT, TIER_FILES[tier])] for tier in tiers}, default=next(iter(tiers)))
+    new_meta, _ = _split_card(header + "\n")
+    meta = {k: v for k, v in meta.items() if k != "configs"}
+    meta = {"configs": new_meta["configs"], **{k: v for k, v in new_meta.items() if k != "configs"}, **meta}
 
     total = rows + sum(held_back.values())
     rate = f"{100.0 * rows / total:.1f}%" if total else "n/a"
@@ -129,15 +162,25 @@ def published_card(
         if metrics
         else "No metric results were recorded for this build."
     )
-    splits = f"""## Splits
+    configs = "\n".join(f"| {tier} | {PUBLISHED_SPLIT} | {n} |" for tier, n in tiers.items())
+    loading = load_section(repo_id, {tier: [PUBLISHED_SPLIT] for tier in tiers}, local=False)
+    pictures = plots_markdown(plots or [])
+    plus_note = " (in the `plus` config, those of them whose gate scores reach the plus thresholds: see Tiers)"
+    plus_note = plus_note if "plus" in tiers else ""
+    splits = f"""{loading}
+## At a glance
 
-| split | rows |
-|---|---|
-| {PUBLISHED_SPLIT} | {rows} |
+{pictures or "(no plots were drawn)"}
+
+## Splits
+
+| config | split | rows |
+|---|---|---|
+{configs}
 
 Only rows in the corpus are published: `{PUBLISHED_SPLIT}` holds clips every stage answered for that
-passed every quality gate or that a human reviewer accepted. Rows held back for review, rejected and
-errored rows stay with the builder and are not in this repository: {held}.
+passed every quality gate or that a human reviewer accepted{plus_note}. Rows held back for review, rejected
+and errored rows stay with the builder and are not in this repository: {held}.
 
 ## Gate
 
@@ -151,13 +194,17 @@ errored rows stay with the builder and are not in this repository: {held}.
 
 Most frequent labels in `{PUBLISHED_SPLIT}`: {top_labels_text(top_labels or [])}
 
+## Example
+
+{example_table(example)}
+
 """
     # The build card: its intro (up to the first section), then its sections by heading.
     first = re.search(r"^## ", body, flags=re.M)
     intro, rest = (body[: first.start()], body[first.start() :]) if first else (body, "")
     sections = re.split(r"^(?=## )", rest, flags=re.M)
     kept = [sec for sec in sections if sec.strip() and sec[3:].split("\n", 1)[0].strip() in KEPT_SECTIONS]
-    # The summary block counts every split's rows: it stays local.
+    # A build card of a version before this one ended with the summary block, which counts every split's rows.
     kept = [re.sub(r"^```json\n.*?^```\n?", "", sec, flags=re.S | re.M) for sec in kept]
     body = intro.rstrip("\n") + "\n\n" + splits + "".join(kept)
     if "## Licence" not in body:
@@ -174,14 +221,48 @@ def _staging_folder_is_ours(folder: Path) -> bool:
         return False
     for path in folder.rglob("*"):
         name = path.relative_to(folder).as_posix()
-        if name not in ("README.md", "data") and not re.fullmatch(r"data/[^/]+\.parquet", name):
+        if name not in ("README.md", "data", PLUS_DIR, PLOTS) and not re.fullmatch(
+            rf"(data|{PLUS_DIR})/[^/]+\.parquet|{PLOTS}/[^/]+\.png", name
+        ):
             return False
     return True
 
 
-def stage(out_dir: Path | str, staging_dir: Path | str | None = None) -> Staged:
-    """Put exactly what will be uploaded into `staging_dir` (default `OUT/.push`), replacing what was there.
-    Refuses an export that is not complete, and a staging folder holding anything `stage` did not write."""
+def _plus_shards(train: list[Path], target: Path, tiers_cfg) -> list[Path]:
+    """The plus rows of the train shards, chosen from their stored gate scores with the build's thresholds,
+    written as shards of their own (one per train shard that has any, schema and row order kept)."""
+    chosen = []
+    for shard in train:
+        table = pq.read_table(shard)
+        keep = [
+            not misses(bool(accepted), gates or [], "plus", tiers_cfg)
+            for accepted, gates in zip(table.column("accepted").to_pylist(), table.column("gates").to_pylist())
+        ]
+        if any(keep):
+            chosen.append(table.filter(pa.array(keep)))
+    paths = []
+    for i, table in enumerate(chosen):
+        path = target / f"{PUBLISHED_SPLIT}-{i:05d}-of-{len(chosen):05d}.parquet"
+        pq.write_table(table, path)
+        paths.append(path)
+    return paths
+
+
+def stage(
+    out_dir: Path | str,
+    staging_dir: Path | str | None = None,
+    *,
+    tiers: tuple[str, ...] | list[str] = ("coarse",),
+    repo_id: str = "ORG/NAME",
+) -> Staged:
+    """Put exactly what will be uploaded into `staging_dir` (default `OUT/.push`), replacing what was there:
+    each tier of `tiers` as its own config (coarse: the train shards in data/; plus: its rows, chosen with the
+    thresholds build.json records, in plus/), the card's plots and the card. Refuses an export that is not
+    complete, a tier with no rows, and a staging folder holding anything `stage` did not write."""
+    tiers = tuple(dict.fromkeys(tiers))
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown or not tiers:
+        raise PushError(f"no tier named {', '.join(unknown) or '(none)'}: choose --tier from {', '.join(TIERS)}")
     out = Path(out_dir).resolve()
     card_path = out / "README.md"
     if not card_path.is_file() or not (out / "data").is_dir():
@@ -200,6 +281,12 @@ def stage(out_dir: Path | str, staging_dir: Path | str | None = None) -> Staged:
     held_back = {split: _rows(shards(data_dir, split)) for split in LOCAL_SPLITS if shards(data_dir, split)}
     build_json = out / "build.json"
     build = json.loads(build_json.read_text(encoding="utf-8")) if build_json.is_file() else {}
+    tiers_cfg = recorded_tiers(build)
+    if "plus" in tiers and tiers_cfg is None:
+        raise PushError(
+            f"{build_json} records no tier thresholds (a build of an older version): run build-coarse again, "
+            "then push --tier plus"
+        )
 
     folder = Path(staging_dir).resolve() if staging_dir else out / STAGING
     if out.is_relative_to(folder) or any(p.is_relative_to(folder) for p in [card_path, data_dir, *train]):
@@ -212,24 +299,66 @@ def stage(out_dir: Path | str, staging_dir: Path | str | None = None) -> Staged:
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "data").mkdir(parents=True)
-    files = []
+    files, published, counts = [], [], {}
     try:
-        for shard in train:
-            target = folder / "data" / shard.name
-            try:
-                os.link(shard, target)  # same file system: no copy of a large split
-            except OSError:
-                shutil.copy2(shard, target)
-            files.append(f"data/{shard.name}")
+        if "coarse" in tiers:
+            for shard in train:
+                target = folder / "data" / shard.name
+                try:
+                    os.link(shard, target)  # same file system: no copy of a large split
+                except OSError:
+                    shutil.copy2(shard, target)
+                files.append(f"data/{shard.name}")
+                published.append(target)
+            counts["coarse"] = rows
+        if "plus" in tiers:
+            (folder / PLUS_DIR).mkdir()
+            plus = _plus_shards(train, folder / PLUS_DIR, tiers_cfg)
+            if not plus:
+                shutil.rmtree(folder)
+                raise PushError(
+                    f"the plus tier of {out} has no rows (the thresholds in build.json leave out every train row): "
+                    "nothing to publish as plus; lower [tiers.plus] and rebuild, or push --tier coarse"
+                )
+            files += [f"{PLUS_DIR}/{p.name}" for p in plus]
+            published = published or plus
+            counts["plus"] = _rows(plus)
     except FileNotFoundError:
         raise PushError(f"a new build of {out} replaced its export while it was staged: push again") from None
-    card = published_card(card_path.read_text(encoding="utf-8"), rows, held_back, build, _top_labels(train))
+    if not any((folder / "data").iterdir()):
+        (folder / "data").rmdir()
+    all_tiers = tier_counts(build.get("tiers") or {"coarse": {"rows": rows}})
+    plots = write_plots(
+        folder,
+        top_labels=_top_labels(published),
+        tiers={t: counts.get(t, all_tiers[t]) for t in TIERS if t in counts or t in (build.get("tiers") or {})},
+        held_back=held_back,
+        durations=durations_of(published),
+        scope=f"published {next(iter(counts))} rows",
+    )
+    files += plots
+    published_rows = counts[next(iter(counts))]
+    card = published_card(
+        card_path.read_text(encoding="utf-8"),
+        published_rows,
+        held_back | ({"train (not plus)": rows - counts["plus"]} if "coarse" not in counts else {}),
+        build,
+        _top_labels(published),
+        tiers=counts,
+        repo_id=repo_id,
+        plots=plots,
+        example=example_row({PUBLISHED_SPLIT: published}, (PUBLISHED_SPLIT,)),
+    )
     (folder / "README.md").write_text(card, encoding="utf-8")
     files.append("README.md")
     log.info(
-        "staged %d gated rows in %d shard(s) and the card in %s; held back: %s", rows, len(train), folder, held_back
+        "staged %s in %d file(s) and the card in %s; held back: %s",
+        ", ".join(f"{tier} ({n} rows)" for tier, n in counts.items()),
+        len(files),
+        folder,
+        held_back,
     )
-    return Staged(folder=folder, files=sorted(files), rows=rows, held_back=held_back)
+    return Staged(folder=folder, files=sorted(files), rows=published_rows, held_back=held_back, tiers=counts)
 
 
 def _assert_absent(folder: Path, secret: str) -> None:
@@ -277,11 +406,14 @@ def upload(staged: Staged, repo_id: str, *, private: bool = True, endpoint: str 
         repo_id=repo_id,
         repo_type="dataset",
         folder_path=str(staged.folder),
-        commit_message=f"Gated corpus: {staged.rows} rows",
+        commit_message=f"Gated corpus: {staged.rows} rows"
+        + (f" ({', '.join(f'{t}: {n}' for t, n in staged.tiers.items())})" if staged.tiers else ""),
         commit_description=(
-            "Uploaded by emer-coarse push: the train split (rows that passed the gate) and the dataset card."
+            "Uploaded by emer-coarse push: the train split (rows that passed the gate) of each published tier, "
+            "the dataset card and its plots."
         ),
-        delete_patterns=["data/*"],  # shards of an earlier push that this one replaces
+        # Shards and plots of an earlier push that this one replaces: the repo holds the tiers pushed last.
+        delete_patterns=["data/*", f"{PLUS_DIR}/*", f"{PLOTS}/*"],
     )
     result = {
         "repo_id": repo_id,
@@ -291,6 +423,7 @@ def upload(staged: Staged, repo_id: str, *, private: bool = True, endpoint: str 
         "commit_url": commit.commit_url,
         "files": staged.files,
         "rows": staged.rows,
+        "tiers": staged.tiers,
         "held_back": staged.held_back,
         "staged": str(staged.folder),
     }
@@ -311,7 +444,10 @@ def push(
     private: bool = True,
     endpoint: str | None = None,
     staging_dir: Path | str | None = None,
+    tiers: tuple[str, ...] | list[str] = ("coarse",),
 ) -> dict:
-    """Stage the gated split and card of `out_dir`, then upload them to the dataset repo `repo_id`."""
+    """Stage the gated split of each tier in `tiers` and the card of `out_dir`, then upload them to the
+    dataset repo `repo_id` (each tier its own config)."""
     hub_token()  # fail before staging anything when there is no token
-    return upload(stage(out_dir, staging_dir), repo_id, private=private, endpoint=endpoint)
+    staged = stage(out_dir, staging_dir, tiers=tiers, repo_id=repo_id)
+    return upload(staged, repo_id, private=private, endpoint=endpoint)

@@ -18,8 +18,10 @@ from flows import publish
 
 
 @task(name="stage-push", cache_policy=NO_CACHE)
-def stage_push(out_dir: str, staging_dir: str | None) -> publish.Staged:
-    return publish.stage(Path(out_dir), Path(staging_dir) if staging_dir else None)
+def stage_push(
+    out_dir: str, staging_dir: str | None, tiers: tuple[str, ...] = ("coarse",), repo_id: str = "ORG/NAME"
+) -> publish.Staged:
+    return publish.stage(Path(out_dir), Path(staging_dir) if staging_dir else None, tiers=tiers, repo_id=repo_id)
 
 
 @task(name="upload-push", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
@@ -29,12 +31,18 @@ def upload_push(staged: publish.Staged, repo_id: str, private: bool, endpoint: s
 
 @flow(name="push-coarse", persist_result=False)
 def push_coarse(
-    out_dir: str, repo_id: str, private: bool = True, endpoint: str | None = None, staging_dir: str | None = None
+    out_dir: str,
+    repo_id: str,
+    private: bool = True,
+    endpoint: str | None = None,
+    staging_dir: str | None = None,
+    tiers: list[str] | None = None,
 ) -> dict:
-    """Push the gated split (`train`) and the card of `out_dir` to the dataset repo `repo_id`; `failed` stays local."""
+    """Push the gated split (`train`) of each tier in `tiers` (default: coarse), as its own config, and the card
+    of `out_dir` to the dataset repo `repo_id`; `failed` stays local."""
     logger = get_run_logger()
     publish.hub_token()  # no token: fail before staging
-    staged = stage_push(out_dir, staging_dir)
+    staged = stage_push(out_dir, staging_dir, tuple(tiers or ("coarse",)), repo_id)
     logger.info(
         "staged %d gated rows (%d files); held back locally: %s", staged.rows, len(staged.files), staged.held_back
     )
@@ -45,7 +53,7 @@ def push_coarse(
         description=f"Pushed {repo_id}",
         markdown=f"""# Pushed `{repo_id}` ({"private" if result["private"] else "public"})
 
-{result["rows"]} gated rows; held back locally: {result["held_back"]}.
+{result["rows"]} gated rows; tiers (configs): {result.get("tiers")}; held back locally: {result["held_back"]}.
 Commit [{result["commit"]}]({result["commit_url"]}).
 
 {files}

@@ -2,8 +2,11 @@
 held the row back, and the three things a reviewer gives back (decision, corrected labels, note).
 
 Task data fields (filled by `review.tasks`): video, audio, fps, name, sha256, gates, labels, subtitle,
-audio_clues, visual_clues, description_en, description_zh. The controls' names are what
+audio_clues(_header), visual_clues(_header), description_en, description_zh. The controls' names are what
 `review.decisions` reads back from the annotations.
+
+The clip's name is a Text object (not only a Header): Label Studio's task list shows as columns the data
+fields that object tags of the interface read, in the interface's order, so the name is its first column.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ PROJECT_DESCRIPTION = (
     "or reject it; correct the labels if they are wrong."
 )
 
-# Read-only text blocks, in the order a reviewer reads them: (task data field, header).
+# Read-only text blocks, in the order a reviewer reads them: (task data field, header). A header starting
+# with $ is a task data field: the clue headers say which asks the row has (review.tasks.clue_header).
 SECTIONS = [
     ("subtitle", "Subtitle"),
-    ("audio_clues", "Audio clues (without / with the subtitle)"),
-    ("visual_clues", "Visual clues (without / with the subtitle)"),
+    ("audio_clues", "$audio_clues_header"),
+    ("visual_clues", "$visual_clues_header"),
     ("description_en", "Description (English)"),
     ("description_zh", "Description (Chinese)"),
 ]
@@ -41,7 +45,9 @@ def label_config() -> str:
         for field, header in SECTIONS
     )
     return f"""<View>
-  <Header value="$name"/>
+  <View style="font-size: 1.4em; font-weight: 600">
+    <Text name="clip" value="$name"/>
+  </View>
   <View style="display: flex; gap: 1.5em; flex-wrap: wrap">
     <View style="flex: 1 1 360px">
       <Video name="video" value="$video" frameRate="$fps" sync="audio" muted="true" height="360"/>

@@ -159,11 +159,15 @@ def test_dataset_dict_shards_and_card(built):
         "labels@1.0.0",
         "MER EULA",
         "| train |",
-        "path: data/train-*.parquet",
         "## Quality gates",
         "| av_match |",
+        "## How to load",
+        "## Tiers",
     ):
         assert text in card
+    for split, n in summary["splits"].items():  # the YAML lists the splits with rows: load_dataset reads them
+        assert (f"path: data/{split}-*.parquet" in card) is (n > 0)
+    assert "```json" not in card
 
 
 def test_a_re_run_makes_no_model_calls_and_gives_the_same_dataset(built, servers, mer_corpus, config):

@@ -46,8 +46,11 @@ from flows import publish
 from flows.cli import app
 from flows.push_coarse import push_coarse  # Prefect sets up its logging at import: here, not under a test's capsys
 from schemas.arrow import to_table
+from schemas.config import TiersConfig
+from schemas.gates import GateVerdict
 from schemas.row import CoarseRow, ModelCall, StageError
 from stages import export
+from stages.tiers import tier_summary
 
 TOKEN = f"hf_test{uuid.uuid4().hex}"  # unique: any occurrence of it anywhere is a leak
 REPO = "emer-lab/mer-coarse"
@@ -60,6 +63,9 @@ LINEUP = {
 }
 TRAIN = ["sample_00000001", "sample_00000002", "samplenew_00004251"]
 FAILED = ["rejected_00000012", "errored_00000013"]
+PLOTS = ["plots/durations.png", "plots/labels.png", "plots/tiers.png"]  # the published card's plots
+# The build's plus tier: descriptions of at least 8 words (only samplenew_00004251's is that long).
+PLUS = TiersConfig.model_validate({"plus": {"min_score": {"length": 8}, "max_score": {}}})
 
 
 # ------------------------------------------------------------------------------------ fake Hub
@@ -272,13 +278,16 @@ def row(name: str, complete: bool) -> CoarseRow:
         config_hash="c0ffee",
     )
     if complete:
+        description = f"{name}: the speaker sounds happy." + (" She laughs at the end." * name.startswith("samplenew"))
+        words = len(description.split())
         return CoarseRow(
             name=name,
             sha256="ab" * 32,
             duration=2.5,
             clip_status="ok",
             subtitle_english="I passed the exam!",
-            description_en=f"{name}: the speaker sounds happy.",
+            description_en=description,
+            gates=[GateVerdict(gate="length", passed=True, score=words, threshold=15, reason=f"{words} words")],
             description_zh="说话人听起来很开心。",
             labels=["happy", "relieved"],
             complete=True,
@@ -310,7 +319,7 @@ def build_out(out: Path, train_shards: int = 1, *, card_extra: str = "") -> Path
     pq.write_table(to_table([row(n, False) for n in FAILED], CoarseRow), path)
     parts["failed"].append(path)
     export.seal_shards(data)  # as the export seals what it wrote, last
-    summary = export.summarise(parts)
+    summary = export.summarise(parts) | {"tiers": tier_summary(parts["train"], PLUS)}
     (out / "README.md").write_text(
         export.dataset_card(summary, LINEUP, "/corpora/mer2025", "f1ngerpr1nt") + card_extra, encoding="utf-8"
     )
@@ -361,7 +370,7 @@ def test_push_uploads_gated_rows_and_card_to_a_private_repo(hub, tmp_path, caplo
     # One commit, with the train shard and the card only: no failed split, nothing else from OUT.
     [commit] = hub.repos[REPO].commits
     committed = {op["value"]["path"] for op in commit["ops"]}
-    assert committed == {"README.md", "data/train-00000-of-00001.parquet"} == set(hub.repos[REPO].files)
+    assert committed == {"README.md", "data/train-00000-of-00001.parquet", *PLOTS} == set(hub.repos[REPO].files)
     assert result["files"] == sorted(committed) and result["rows"] == 3 and result["held_back"] == {"failed": 2}
     assert not any("failed" in path for path in committed)
     shard = hub.repos[REPO].files["data/train-00000-of-00001.parquet"]
@@ -376,12 +385,12 @@ def test_push_uploads_gated_rows_and_card_to_a_private_repo(hub, tmp_path, caplo
     assert card == (out / ".push" / "README.md").read_text()
     meta = yaml.safe_load(re.match(r"---\n(.*?)\n---\n", card, flags=re.S).group(1))
     assert meta["configs"] == [
-        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+        {"config_name": "coarse", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
     ]
     assert meta["license"] == "other" and meta["license_name"] == "mer-eula"
     for role, v in LINEUP.items():
         assert f"| {role} | {v['models'][0]} | {v['prompt']} | {v['media']} |" in card
-    assert "| train | 3 |" in card and "| failed |" not in card
+    assert "| coarse | train | 3 |" in card and "| failed |" not in card
     assert "3 of 5 rows passed (60.0%)" in card and "`failed` (2 rows)" in card
     assert "| emer_accuracy | 0.61 |" in card
     assert "MER EULA (academic use only" in card
@@ -416,6 +425,7 @@ def test_a_later_push_replaces_old_shards_and_keeps_the_repo(hub, tmp_path):
         "README.md",
         "data/train-00000-of-00002.parquet",
         "data/train-00001-of-00002.parquet",
+        *PLOTS,
     }
 
     build_out(out, train_shards=1)  # the next build re-cuts the shards
@@ -426,8 +436,32 @@ def test_a_later_push_replaces_old_shards_and_keeps_the_repo(hub, tmp_path):
         "data/train-00000-of-00002.parquet",
         "data/train-00001-of-00002.parquet",
     }
-    assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet"}
+    assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet", *PLOTS}
     assert names_in(hub.repos[REPO].files["data/train-00000-of-00001.parquet"]) == TRAIN
+
+
+def test_each_tier_is_its_own_config_and_a_later_push_holds_the_tiers_it_names(hub, tmp_path):
+    out = build_out(tmp_path / "out")
+    result = publish.push(out, REPO, endpoint=hub.url, tiers=("coarse", "plus"))
+    files = hub.repos[REPO].files
+    assert set(files) == {
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        "plus/train-00000-of-00001.parquet",
+        *PLOTS,
+    }
+    assert names_in(files["plus/train-00000-of-00001.parquet"]) == ["samplenew_00004251"]  # the build's thresholds
+    assert result["tiers"] == {"coarse": 3, "plus": 1}
+    meta = yaml.safe_load(re.match(r"---\n(.*?)\n---\n", files["README.md"].decode(), flags=re.S).group(1))
+    assert meta["configs"] == [
+        {"config_name": "coarse", "default": True, "data_files": [{"split": "train", "path": "data/train-*.parquet"}]},
+        {"config_name": "plus", "data_files": [{"split": "train", "path": "plus/train-*.parquet"}]},
+    ]
+
+    publish.push(out, REPO, endpoint=hub.url)  # the coarse tier alone: the repo no longer holds plus
+    assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet", *PLOTS}
+    card = hub.repos[REPO].files["README.md"].decode()
+    assert "plus/train" not in card.split("\n---\n")[0]
 
 
 def test_refuses_an_existing_public_repo_unless_public_is_asked(hub, tmp_path):
@@ -441,6 +475,7 @@ def test_refuses_an_existing_public_repo_unless_public_is_asked(hub, tmp_path):
     assert result["private"] is False and set(hub.repos[REPO].files) == {
         "README.md",
         "data/train-00000-of-00001.parquet",
+        *PLOTS,
     }
     create = hub.calls("POST", "/api/repos/create")[-1]
     assert json.loads(create.body)["visibility"] == "public"
@@ -466,7 +501,12 @@ def test_cli_takes_no_token_and_dry_run_stages_without_sending(hub, tmp_path):
 
     result = CliRunner().invoke(app, ["push", str(out), "--repo", REPO, "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["files"] == ["README.md", "data/train-00000-of-00001.parquet"]
+    assert json.loads(result.output)["files"] == ["README.md", "data/train-00000-of-00001.parquet", *PLOTS]
+    result = CliRunner().invoke(app, ["push", str(out), "--repo", REPO, "--dry-run", "--tier", "plus"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["files"] == ["README.md", *PLOTS, "plus/train-00000-of-00001.parquet"]
+    result = CliRunner().invoke(app, ["push", str(out), "--repo", REPO, "--dry-run", "--tier", "gold"])
+    assert result.exit_code == 2 and "choose --tier from coarse, plus" in result.output
     assert hub.requests == []
 
 
@@ -497,7 +537,7 @@ def test_push_coarse_flow(hub, tmp_path, caplog, capsys, monkeypatch):
     state = push_coarse(out_dir=str(out), repo_id=REPO, return_state=True)
     result = state.result()
     assert result["rows"] == 3 and result["private"] is True
-    assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet"}
+    assert set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet", *PLOTS}
     assert all(
         r.headers["authorization"] == f"Bearer {TOKEN}" for r in hub.requests if r.path != "/api/agent-harnesses"
     )
@@ -536,6 +576,10 @@ def test_cli_push_runs_the_flow(hub, tmp_path, caplog):
     result = CliRunner().invoke(app, ["push", str(out), "--repo", REPO, "--endpoint", hub.url])
     APILogWorker.drain_all(timeout=30)  # send the run's logs while the local Prefect server is still up
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["files"] == ["README.md", "data/train-00000-of-00001.parquet"]
-    assert hub.repos[REPO].private and set(hub.repos[REPO].files) == {"README.md", "data/train-00000-of-00001.parquet"}
+    assert json.loads(result.output)["files"] == ["README.md", "data/train-00000-of-00001.parquet", *PLOTS]
+    assert hub.repos[REPO].private and set(hub.repos[REPO].files) == {
+        "README.md",
+        "data/train-00000-of-00001.parquet",
+        *PLOTS,
+    }
     assert_no_token(result.output, caplog.text)

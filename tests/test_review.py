@@ -417,10 +417,24 @@ def test_a_task_shows_the_clip_clues_description_labels_and_failed_gates(pushed,
     assert "I finally passed the exam!" in data["subtitle"] and "我终于通过考试了！" in data["subtitle"]
     # Every failed gate with its numbers and reason; a passed gate is not a reason to review.
     assert data["gates"].splitlines() == [
-        "av_match (score 0, threshold 0.3): speech with no face on screen",
-        'grounding (score 1, threshold 0): "smiling" but no face was found',
+        "av_match: speech with no face on screen (score 0, threshold 0.3)",
+        'grounding: "smiling" but no face was found (score 1, threshold 0)',
     ]
+    assert data["audio_clues_header"] == "Audio clues (without and with the subtitle)"
+    assert (
+        data["audio_clues"].startswith("Without the subtitle: ") and "\n\nWith the subtitle: " in data["audio_clues"]
+    )
     assert pushed.tasks["sample_00000003"]["data"]["subtitle"] == "ZH: 没关系。"
+
+
+def test_the_task_list_shows_the_clip_name_first(pushed, label_studio):
+    """The Data Manager's columns, as Label Studio's own API gives them to its task list: the data fields
+    of the interface's object tags come first, and only those show in the list beside the labeling view."""
+    with _legacy(label_studio) as http:
+        columns = http.get("/api/dm/columns", params={"project": pushed.project["id"]}).json()["columns"]
+    data_columns = [c for c in columns if c.get("parent") == "data"]
+    assert data_columns[0]["id"] == "name" and data_columns[0]["title"] == "name"
+    assert data_columns[0]["visibility_defaults"] == {"explore": True, "labeling": True}
 
 
 def test_the_project_asks_for_a_decision_labels_and_a_note(pushed):
@@ -429,6 +443,9 @@ def test_the_project_asks_for_a_decision_labels_and_a_note(pushed):
     assert f'<Choices name="{config.DECISION}" toName="video" choice="single-radio" required="true"' in xml
     assert f'<TextArea name="{config.LABELS}"' in xml and f'<TextArea name="{config.NOTE}"' in xml
     for field in (
+        "$name",
+        "$audio_clues_header",
+        "$visual_clues_header",
         "$gates",
         "$labels",
         "$audio_clues",
@@ -458,8 +475,27 @@ def test_pushing_again_queues_nothing_twice(pushed, build_out, label_studio, api
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output)
     assert summary["queued"] == [] and summary["already_queued"] == 3 and summary["storages_added"] == []
+    assert summary["refreshed"] == []  # the tasks already read as this engine writes them
     _, tasks = _project_tasks(label_studio, PROJECT)
     assert sorted(t["data"]["name"] for t in tasks) == sorted(build_out.rows)
+
+
+def test_a_task_queued_by_an_older_version_is_brought_up_to_date(build_out, label_studio, api_key):
+    title = "EMER review (older tasks)"
+    with connect(label_studio.url) as client:
+        push(build_out.out, client, project=title)
+        _, tasks = _project_tasks(label_studio, title)
+        [old] = [t for t in tasks if t["data"]["name"] == "sample_00000002"]
+        # What an older push wrote: no clue headers, the gate line in its old form.
+        stale = {k: v for k, v in old["data"].items() if not k.endswith("_header")}
+        stale["gates"] = "av_match (score 0, threshold 0.3): speech with no face on screen"
+        with _legacy(label_studio) as http:
+            assert http.patch(f"/api/tasks/{old['id']}", json={"data": stale}).status_code == 200
+        again = push(build_out.out, client, project=title)
+    assert again.queued == [] and again.refreshed == ["sample_00000002"] and len(again.already_queued) == 3
+    _, tasks = _project_tasks(label_studio, title)
+    [now] = [t for t in tasks if t["data"]["name"] == "sample_00000002"]
+    assert now["id"] == old["id"] and now["data"] == old["data"]  # the same task, its texts as pushed now
 
 
 def test_a_clip_whose_content_changed_is_queued_again(build_out, label_studio, api_key, tmp_path):
@@ -613,5 +649,5 @@ def test_only_failed_gates_are_reasons_to_review():
     assert gate_text([LENGTH_PASS]) == "—"
     assert (
         gate_text([GateVerdict(gate="validity", passed=False, reason="CJK in the English text")])
-        == "validity (score n/a, threshold n/a): CJK in the English text"
+        == "validity: CJK in the English text"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -184,7 +185,11 @@ def test_a_build_killed_while_it_replaces_the_export_leaves_the_previous_one_who
     dry = CliRunner().invoke(app, ["push", str(out), "--repo", "lab/coarse", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     staged = json.loads(dry.output)
-    assert staged["files"] == ["README.md", *(n for n in rebuild.before if n.startswith("data/train-"))]
+    assert staged["files"] == [
+        "README.md",
+        *(n for n in rebuild.before if n.startswith("data/train-")),
+        *(f"plots/{name}.png" for name in ("durations", "labels", "tiers")),  # the published card's plots
+    ]
     assert staged["rows"] == len(rows(out, "train"))
 
 
@@ -397,7 +402,10 @@ def assert_inert(card: str) -> list:
     """The card renders to text and its own tables: no HTML, link, image or code span from its values."""
     tokens = parsed(card)
     kinds = {t.type for t in tokens} | {c.type for c in inline_tokens(tokens)}
-    assert not kinds & {"html_inline", "html_block", "link_open", "image"}, kinds
+    assert not kinds & {"html_inline", "html_block", "link_open"}, kinds
+    # The only images are the card's own plots, beside it.
+    images = [c.attrs["src"] for c in inline_tokens(tokens) if c.type == "image"]
+    assert all(re.fullmatch(r"plots/[a-z]+\.png", src) for src in images), images
     # The line-up table keeps its four cells, the model's name in one of them as it was configured.
     [(role, model, _, media)] = [r for r in table_rows(tokens) if r[:1] == ["disambiguation"] and len(r) == 4]
     assert (role, model, media) == ("disambiguation", HOSTILE_MODEL, "none")
@@ -422,8 +430,8 @@ def test_the_local_card_names_every_split_and_escapes_what_users_and_models_wrot
     tokens = assert_inert(card)
     shown = "".join(c.content for c in inline_tokens(tokens))
     assert all(label in shown for label in HOSTILE_LABELS)  # the held-back row's labels, as text
-    [summary] = [t for t in tokens if t.type == "fence" and t.info == "json"]  # its fence stays closed
-    assert {label for label, _ in json.loads(summary.content)["top_labels"]} >= set(HOSTILE_LABELS)
+    # Code blocks are the card's own (how to load it, how to cite): a value closes none of them.
+    assert [t.info for t in tokens if t.type == "fence"] == ["python", "bibtex"]
     assert str(root) not in card and str(root.parent) not in card
 
 
