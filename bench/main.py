@@ -23,6 +23,7 @@ import httpx
 import yaml
 
 from bench import baselines, corpus, media, paper, profile, report
+from bench import measure as measures
 from bench.fake_server import COMPLETION_TOKENS
 from bench.prefect_server import PrefectServer
 from bench.server_busy import BusySampler
@@ -123,9 +124,12 @@ def main() -> None:  # noqa: C901 - the sections in order, one after another
     parser.add_argument("--latencies-ms", default="50,500")
     parser.add_argument("--media-clips", type=int, default=100)
     parser.add_argument("--vllm-clips", type=int, default=64, help="0 skips the real-server run")
+    parser.add_argument("--measure-clips", type=int, default=6, help="clips of each kind for the measurements' cost")
     parser.add_argument("--results", type=Path, default=ROOT / "bench")
     parser.add_argument(
-        "--only", default="", help="re-run only these sections (startup, media, vllm) into the existing results.json"
+        "--only",
+        default="",
+        help="re-run only these sections (startup, media, measure, vllm) into the existing results.json",
     )
     args = parser.parse_args()
     if args.only:
@@ -154,6 +158,10 @@ def main() -> None:  # noqa: C901 - the sections in order, one after another
 
         results["media"] = media.measure(base, work / "media", args.media_clips, warm_cfg.media, workers=2)
         print("media", results["media"], flush=True)
+        save(results, args.results)
+
+        results["measure"] = measures.measure(work / "measure", args.measure_clips, warm_cfg.media, workers=2)
+        print("measure", results["measure"], flush=True)
         save(results, args.results)
 
         clips_dir = corpus.make_corpus(work / f"corpus-{args.clips}", args.clips, base)
@@ -238,11 +246,13 @@ def rerun_sections(args: argparse.Namespace) -> None:
     """Re-measure some sections into an existing results.json (each records its own command)."""
     work = args.work.resolve()
     results = json.loads((args.results / "results.json").read_text())
-    prefect = PrefectServer(work / "prefect-home", free_port())
-    env, local_env = flow_envs(work, prefect)
+    sections = args.only.split(",")
+    # Only the flow runs need the Prefect server; started for a section that has none, it would load the machine.
+    prefect = PrefectServer(work / "prefect-home", free_port()) if {"startup", "vllm"} & set(sections) else None
+    env, local_env = flow_envs(work, prefect) if prefect else ({}, {})
     command = "bench/run " + shlex.join(sys.argv[1:])
     try:
-        for section in args.only.split(","):
+        for section in sections:
             if section == "startup":
                 results["local_mode_startup_s"] = local_mode_startup(work / "corpus-warm", work, env, local_env)
             elif section == "media":
@@ -250,6 +260,9 @@ def rerun_sections(args: argparse.Namespace) -> None:
                 results["media"] = media.measure(
                     corpus.base_clip(work), work / "media", args.media_clips, media_cfg, workers=2
                 )
+            elif section == "measure":
+                media_cfg = EngineConfig.from_file(GPU_CONFIG).media
+                results["measure"] = measures.measure(work / "measure", args.measure_clips, media_cfg, workers=2)
             elif section == "vllm":
                 results["vllm"] = real_server(args.vllm_clips, corpus.base_clip(work), work, env)
             else:
@@ -259,7 +272,8 @@ def rerun_sections(args: argparse.Namespace) -> None:
                 "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             }
     finally:
-        prefect.stop()
+        if prefect:
+            prefect.stop()
     results.setdefault("finished", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     save(results, args.results)
 

@@ -11,6 +11,42 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _measure_section(ms: dict, command: str) -> list[str]:
+    out = [
+        "## 7. Measurements against media prep (issue 13)",
+        "",
+        (
+            f"{ms['clips']} clips of each kind ({ms['clip_s']:g} s, data/photo_clips.py), {ms['workers']} warm worker "
+            f"processes, best of {ms['rounds']} alternated rounds; command `{command}`, load average "
+            f"{ms['load_average']['before']:.2f} before, {ms['load_average']['after']:.2f} after:"
+        ),
+        "",
+        (
+            "| clip | media prep s/clip | measurements s/clip | measurements / media prep "
+            "| worker s/clip: audio, video, active speaker | active speaker |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, k in ms["kinds"].items():
+        w = k["worker_s_per_clip"]
+        out.append(
+            f"| {kind.replace('_', ' ')} | {k['media_prep_s_per_clip']:.3f} | {k['measure_s_per_clip']:.3f} "
+            f"| **{k['measure_over_media_prep']:.1f}x** | {w['measure_audio']:.3f}, {w['measure_video']:.3f}, "
+            f"{w['active_speaker']:.3f} | {', '.join(k['active_speaker'])} |"
+        )
+    loads = ", ".join(
+        f"{p['load_s']:.1f} s ({p['first_call_s']:.1f} - {p['warm_call_s']:.1f})" for p in ms["processes"]
+    )
+    out += [
+        "",
+        "Seconds per clip are wall time over the clips, both processes busy; worker seconds are each measure's own",
+        "time inside a worker (they add up to about workers x the wall time).",
+        f"One-off load per worker process (first call minus warm call, not in the figures above): {loads}.",
+        "",
+    ]
+    return out
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     out = [
@@ -207,6 +243,8 @@ def markdown(r: dict) -> str:
         "prefill at an assumed 60,000 tokens/s. GPU-hours add all stages as if one GPU served them in turn.",
         "",
     ]
+    if ms := r.get("measure"):
+        out += _measure_section(ms, r.get("rerun_sections", {}).get("measure", {}).get("command", r["command"]))
     if NOTES.is_file():
         out += [NOTES.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(out)
