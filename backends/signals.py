@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from annotators.signals.acoustics import READING_VERSION, read_voice
 from annotators.signals.clues import acoustic_clue, visual_clue
 from annotators.signals.describe import NotATemplate, describe, translate_to_zh
+from annotators.signals.sentiment import vader_version
 from annotators.signals.vocabulary import lexicon, templates
 from backends.measure import MEASURE_VERSION
 from schemas.replies import DescriptionReply, LabelsReply, Reply, TranslationReply
@@ -27,7 +27,7 @@ from stages.contract import Backend, ClipContext, Stage, StageInputs
 
 VERSION = (
     f"measure-{MEASURE_VERSION}+templates-{templates().version}+lexicon-{lexicon().version}"
-    f"+acoustics-{READING_VERSION}+vader-{version('vaderSentiment')}"  # the description reads the words' sentiment
+    f"+acoustics-{READING_VERSION}+vader-{vader_version()}"  # the description reads the words' sentiment
 )
 
 

@@ -244,6 +244,21 @@ def lineup(config: EngineConfig) -> dict[str, dict]:
     return out
 
 
+def reads_corpus_norms(config: EngineConfig) -> bool:
+    """Whether an answer of the line-up (or of its second line-up) reads the corpus's acoustic norms: only then
+    must every clip be measured before the first clip is annotated; otherwise the norms serve the gates alone and
+    come from the annotated rows, and model calls start at once."""
+    signals = SignalsBackend()
+    for cfg in (config, second.second_config(config)):
+        if cfg is None:
+            continue
+        for cls in stage_classes(cfg).values():
+            role = cfg.roles.get(cls.role)
+            if role is not None and role.backend == "signals" and "corpus" in signals.reads_measurements(cls()):
+                return True
+    return False
+
+
 class Engine:
     def __init__(self, config: EngineConfig, state_dir: Path, checkpoint: Checkpoint) -> None:
         self.config, self.state_dir, self.checkpoint = config, state_dir, checkpoint

@@ -14,6 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -27,6 +28,7 @@ from engine.assembly import (
     lineup,
     local_servers,
     preflight,
+    reads_corpus_norms,
     stage_classes,
 )
 from engine.canaries import enforce, run_canaries
@@ -166,6 +168,17 @@ def measure_batch(
 def measured_norms(records: list[ClipRecord], audios: list[AudioSignals | None]) -> CorpusNorms:
     """The corpus's acoustic norms, each content counted once (a duplicated clip must not weigh twice)."""
     return corpus_norms(dict(zip((r.sha256 for r in records), audios)).values())
+
+
+def parts_norms(parts_dir: Path) -> CorpusNorms:
+    """The corpus's acoustic norms from the annotated rows' measurements (one column read), each content once."""
+    audios: dict[str | None, AudioSignals | None] = {}
+    for part in sorted(parts_dir.glob("*.parquet")):
+        table = pq.read_table(part, columns=["sha256", "signals"])
+        for sha256, signals in zip(table.column("sha256").to_pylist(), table.column("signals").to_pylist()):
+            audio = (signals or {}).get("audio")
+            audios[sha256] = AudioSignals.model_validate(audio) if audio else None
+    return corpus_norms(audios.values())
 
 
 def batch_runner(config: EngineConfig) -> TaskRunner:
@@ -356,23 +369,25 @@ def _build(corpus: str, folder: OutputFolder, config: EngineConfig, logger, star
                     (logger.warning if result.status == "failed" else logger.info)(line)
                 enforce(canaries, config)
             batches = batched(records, config.batch_size)
-            try:
-                # The corpus pass first: every clip measured (cheap, checkpointed; media prep is cached by
-                # content), so the acoustic readings and the gates judge each voice against the whole corpus.
-                measured = [
-                    runner.submit(measure_batch, {"records": b, "config": config, "state_dir": state_dir})
-                    for b in batches
-                ]
-                audios = []
-                for future in measured:
-                    batch_audios, batch_stats = future.result()
-                    audios += batch_audios
-                    stats.merge(batch_stats)
-                norms = measured_norms(records, audios)
-                logger.info("acoustic norms: %s", norms.source)
-            except BaseException:
-                close_engines()
-                raise
+            norms = None
+            if reads_corpus_norms(config):
+                try:
+                    # The corpus pass first, for answers that read each voice against the whole corpus: every
+                    # clip measured (checkpointed; media prep is cached by content, so the main pass reuses both).
+                    # Without such answers the servers are not kept waiting: the gates' norms come from the rows.
+                    measured = [
+                        runner.submit(measure_batch, {"records": b, "config": config, "state_dir": state_dir})
+                        for b in batches
+                    ]
+                    audios = []
+                    for future in measured:
+                        batch_audios, batch_stats = future.result()
+                        audios += batch_audios
+                        stats.merge(batch_stats)
+                    norms = measured_norms(records, audios)
+                except BaseException:
+                    close_engines()
+                    raise
             futures = [
                 runner.submit(
                     annotate_batch,
@@ -396,6 +411,9 @@ def _build(corpus: str, folder: OutputFolder, config: EngineConfig, logger, star
                     progress.advance(len(batch_records))
             finally:
                 close_engines()  # this process's engine (the threads runner's); workers close their own
+        if norms is None:
+            norms = parts_norms(parts_dir)
+        logger.info("acoustic norms: %s", norms.source)
         out.write_manifest(records, out_path / "manifest.parquet")
         # Reviewers' decisions about the content as it is now (a clip that changed is reviewed again).
         decisions = load_decisions(out_path, {r.name: r.sha256 for r in records})

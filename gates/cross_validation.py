@@ -77,7 +77,8 @@ def label_views(
     views.append(
         LabelView(
             source="description_lexicon",
-            labels=lexicon().labels_in(row.description_en or ""),
+            # The signals line-up's labels stage is this very reading: not read twice.
+            labels=row.labels if labeller == SIGNALS_MODEL else lexicon().labels_in(row.description_en or ""),
             basis="the engine's lexicon on the English description"
             + (" (the labels stage itself)" if labeller == SIGNALS_MODEL else ""),
             independent=labeller != SIGNALS_MODEL,

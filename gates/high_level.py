@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from annotators.signals.acoustics import read_voice
-from annotators.signals.clues import EXPRESSION_HEADS, smiles, speaks, strong_expression
+from annotators.signals.clues import EXPRESSION_HEADS, speaks, strong_expression
 from annotators.signals.sentiment import contrary_cues, subtitle_sentiment
 from annotators.signals.vocabulary import lexicon
 from gates.base import verdict
@@ -97,10 +97,9 @@ def face_view(row: CoarseRow, cfg: HighLevelGate) -> LabelView:
             valence=valence if valence in ("positive", "negative") else None,
             evidence=f"expression classes {ranked}",
         )
-    au12 = next((u for u in v.action_units if u.au == "AU12"), None)
-    ratio = au12.active_ratio if au12 else v.smile_ratio
+    ratio = v.smile_ratio  # the share of face frames with AU12 present (annotators/signals/faces.py)
     basis = f"a smile (AU12) measured by {v.detector or 'the face detector'}"
-    if ratio >= cfg.min_smile_ratio and smiles(v):
+    if ratio >= cfg.min_smile_ratio:
         return LabelView(
             source="face",
             labels=["happy"],

@@ -50,7 +50,14 @@ def read_npy(blob: IO[bytes]) -> Any:
     length = int.from_bytes(data.read(2 if major == 1 else 4), "little")
     header = ast.literal_eval(data.read(length).decode("utf-8" if major >= 3 else "latin1"))
     if header.get("descr") == "|O":
-        return _AllowListUnpickler(data, encoding="latin1").load()
+        value = _AllowListUnpickler(data, encoding="latin1").load()
+        if isinstance(value, np.ndarray):
+            return value
+        # A stream that pickles a bare object (a dict, a list) instead of an array: held as numpy would hold it, a
+        # 0-d object array, so that every caller may ask for its dtype and shape.
+        wrapped = np.empty((), dtype=object)
+        wrapped[()] = value
+        return wrapped
     data.seek(0)
     return np.lib.format.read_array(data, allow_pickle=False)
 

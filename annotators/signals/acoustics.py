@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import cache
 
 import numpy as np
 
@@ -125,12 +126,18 @@ def robust_z(value: float, norm: FeatureNorm, name: str) -> float:
     return (value - norm.median) / sigma if sigma > 0 else 0.0
 
 
+@cache
+def reference_norms() -> CorpusNorms:
+    """The REFERENCE values as norms (what a corpus too small for its own reads against), built once."""
+    return corpus_norms([])
+
+
 def read_voice(audio: AudioSignals | None, norms: CorpusNorms | None) -> AcousticReading:
     """Arousal of one clip's voice relative to the norms (REFERENCE values when norms is None)."""
     if not _has_speech(audio):
         return AcousticReading()
     if norms is None:
-        norms = corpus_norms([])
+        norms = reference_norms()
     measured = _features(audio)
     total = weight_sum = 0.0
     evidence = []

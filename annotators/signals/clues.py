@@ -103,9 +103,7 @@ def active_actions(v: VisualSignals) -> list[ActionUnit]:
 
 
 def smiles(v: VisualSignals) -> bool:
-    au12 = action(v, "AU12")
-    ratio = au12.active_ratio if au12 is not None else v.smile_ratio
-    return ratio >= templates().thresholds["smile_ratio"]
+    return v.smile_ratio >= templates().thresholds["smile_ratio"]  # smile_ratio: AU12's share of the face frames
 
 
 def strong_expression(v: VisualSignals | None, min_probability: float) -> tuple[str, float] | None:

@@ -53,6 +53,12 @@ def _analyzer():
     return SentimentIntensityAnalyzer()
 
 
+@cache
+def vader_version() -> str:
+    """The installed VADER's version (read from the package metadata once per process, not per row)."""
+    return version("vaderSentiment")
+
+
 def is_english(text: str) -> bool:
     return bool(_LATIN.search(text)) and len(_CJK.findall(text)) < len(_LATIN.findall(text))
 
@@ -63,7 +69,7 @@ def sentiment(text: str | None, what: str = "the English subtitle") -> Sentiment
     if not text or not is_english(text):
         return None
     compound = _analyzer().polarity_scores(text)["compound"]
-    return Sentiment(round(float(compound), 4), f"VADER {version('vaderSentiment')} on {what}", text)
+    return Sentiment(round(float(compound), 4), f"VADER {vader_version()} on {what}", text)
 
 
 def subtitle_sentiment(english: str | None, translated: str | None = None) -> Sentiment | None:

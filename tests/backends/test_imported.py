@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.import_files import model_name, read_import
+from backends.import_files import ImportFileError, model_name, read_import
 from data import synth_clips as synth
 from engine.assembly import Engine, LineupError, check_lineup, lineup
 from runtime.checkpoint import Checkpoint
@@ -353,3 +353,21 @@ def test_two_clips_of_the_same_content_keep_their_own_imported_answers(tmp_path,
     twin = dataclasses.replace(clip, record=clip.record.model_copy(update={"name": "sample_00000002"}))
     inputs = stage.inputs.model_validate({"description_en": DESCRIPTION})
     assert checkpoint_key(stage, backend, inputs, clip) != checkpoint_key(stage, backend, inputs, twin)
+
+
+def test_an_npz_whose_members_pickle_bare_objects_is_one_clear_error_not_a_crash(tmp_path):
+    """A member may pickle a plain list instead of an array (written by hand, not by np.save): it is read as numpy
+    would hold it, and a layout it does not fit is the file's error."""
+    import io
+    import pickle
+    import zipfile
+
+    path = tmp_path / "hand-openset.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, value in (("filenames", [CLIP]), ("fileitems", ["[happy]"])):
+            member = io.BytesIO()
+            np.lib.format.write_array_header_1_0(member, {"descr": "|O", "fortran_order": False, "shape": ()})
+            pickle.dump(value, member)
+            archive.writestr(f"{key}.npy", member.getvalue())
+    with pytest.raises(ImportFileError, match="not parallel lists"):
+        read_import(path, "labels")
