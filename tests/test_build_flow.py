@@ -86,7 +86,11 @@ def test_rows_carry_clues_bilingual_description_labels_and_provenance(built):
     train = complete_rows(out)
     assert set(train) == GOOD | {"sample_00000010", "sample_00000011"}
     for _name, row in train.items():
-        assert row["complete"] and row["description_en"] and row["description_zh"] and row["subtitle_analysis"]
+        assert row["complete"] and row["description_en"] and row["subtitle_analysis"]
+        # The tiny random models' Chinese may be nothing but control characters, which judge removes (every
+        # published text is cleaned): then the validity gate holds the row back as empty.
+        validity = next(g for g in row["gates"] if g["gate"] == "validity")
+        assert row["description_zh"] or (not validity["passed"] and "description_zh" in validity["reason"])
         assert isinstance(row["labels"], list) and row["visual_clue"]["without_subtitle"]["clues"]
         stages = {p["stage"] for p in row["provenance"]}
         assert STAGES - {"audio_clue"} <= stages
@@ -126,6 +130,7 @@ def test_every_complete_row_is_judged_by_every_gate_and_routed_by_its_verdicts(b
                 "av_match",
                 "cross_validation",
                 "grounding",
+                "high_level",
             ]
             assert all(g["reason"] for g in row["gates"])
             assert all(g["passed"] for g in row["gates"]) is expected and row["accepted"] is expected
