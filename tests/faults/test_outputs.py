@@ -34,6 +34,7 @@ from flows.cli import app
 from schemas.errors import UserError
 from tests.conftest import ROOT
 from tests.fakes import RoleServer, completion, role_of
+from tests.markdown_tables import table_rows
 
 SPLITS = ("train", "review", "rejected", "failed")
 SMALL_MEDIA = "\n[media]\nframes_per_second = 1.0\nmax_frames = 4\nframe_max_side = 160\n"
@@ -378,24 +379,6 @@ def parsed(card: str) -> list:
 
 def inline_tokens(tokens) -> list:
     return [child for t in tokens if t.type == "inline" for child in t.children]
-
-
-def table_rows(tokens) -> list[list[str]]:
-    """Each table row as its cells' literal text (what a reader sees)."""
-    found, row, cell = [], None, None
-    for t in tokens:
-        if t.type == "tr_open":
-            row = []
-        elif t.type in ("td_open", "th_open"):
-            cell = []
-        elif t.type == "inline" and cell is not None:
-            cell.append("".join(c.content for c in t.children))
-        elif t.type in ("td_close", "th_close"):
-            row.append("".join(cell))
-            cell = None
-        elif t.type == "tr_close":
-            found.append(row)
-    return found
 
 
 def assert_inert(card: str) -> list:

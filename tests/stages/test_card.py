@@ -29,6 +29,7 @@ from schemas.review import ReviewDecision
 from schemas.row import CoarseRow
 from stages.tiers import in_tier, recorded_tiers
 from tests.conftest import ROOT
+from tests.markdown_tables import table_rows
 
 SPLITS = ("train", "review", "rejected", "failed")
 SAMPLE = ROOT / "data" / "sample"
@@ -51,23 +52,6 @@ def section(text: str, heading: str) -> str:
     match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
     assert match, f"no section {heading!r}"
     return match.group(1)
-
-
-def table_rows(tokens) -> list[list[str]]:
-    found, row, cell = [], None, None
-    for t in tokens:
-        if t.type == "tr_open":
-            row = []
-        elif t.type in ("td_open", "th_open"):
-            cell = []
-        elif t.type == "inline" and cell is not None:
-            cell.append("".join(c.content for c in t.children))
-        elif t.type in ("td_close", "th_close"):
-            row.append("".join(cell))
-            cell = None
-        elif t.type == "tr_close":
-            found.append(row)
-    return found
 
 
 def loaded(folder: Path, cache: Path, config: str | None = None) -> dict[str, list[str]]:
